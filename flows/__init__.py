@@ -1,0 +1,1 @@
+"""The data office's pipelines, one package each."""

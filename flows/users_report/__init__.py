@@ -1,0 +1,1 @@
+"""The "Users report" pipeline: random users from the randomuser API saved as a CSV report."""

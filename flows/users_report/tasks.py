@@ -1,0 +1,262 @@
+"""Tasks of the "Users report" flow.
+
+Pages travel between tasks as files in the run's staging folder, never as task results:
+Prefect keeps every result in memory until the run ends, and a million users would not fit.
+"""
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pandas as pd
+import prefect
+import requests
+from prefect import task
+from prefect.backend.artifacts import create_markdown_artifact
+from prefect.engine import signals
+from prefect.engine.state import Failed
+from prefect.triggers import always_run
+
+from flows.users_report.settings import load_settings
+from flows.users_report.utils import check_n_users, log, run_name, staging_dir
+
+SETTINGS = load_settings()
+# The columns the report's summary needs; the API sends them all in its CSV header.
+REQUIRED_COLUMNS = ("gender", "login.uuid", "nat")
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Page:
+    """One request to the users API: `page` of pages holding `page_size` users each."""
+
+    page: int
+    page_size: int
+    keep: int  # users of this page that go into the report (fewer on a trimmed last page)
+    seed: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class PageSummary:
+    path: Path
+    rows: int
+    columns: Tuple[str, ...]
+    first_uuid: str
+    by_nat: Dict[str, int]
+    by_gender: Dict[str, int]
+
+
+def _fail_now(message: str):
+    """Fails the task without retries: asking again cannot fix the answer."""
+    raise signals.ENDRUN(Failed(message))
+
+
+@lru_cache(maxsize=None)
+def _session() -> requests.Session:
+    """One HTTP session per process, pooled for the concurrent page downloads."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=SETTINGS.download_workers)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+@task
+def plan_pages(n_users) -> List[Page]:
+    """Checks `n_users` and splits it into pages of one seed, so the pages never overlap."""
+    try:
+        n = check_n_users(n_users)
+    except ValueError as exc:
+        raise signals.FAIL(str(exc)) from None
+    page_size = min(n, SETTINGS.page_size)
+    page_count = -(-n // page_size)
+    staging = staging_dir(SETTINGS.reports_dir)
+    staging.mkdir(parents=True, exist_ok=True)
+    seed = prefect.context.flow_run_id.replace("-", "")[:16]
+    return [
+        Page(
+            page=number,
+            page_size=page_size,
+            keep=min(page_size, n - (number - 1) * page_size),
+            seed=seed,
+            path=staging / f"page-{number:06d}.csv",
+        )
+        for number in range(1, page_count + 1)
+    ]
+
+
+@task(
+    max_retries=SETTINGS.http_retries,
+    retry_delay=timedelta(seconds=SETTINGS.http_retry_delay),
+)
+def download_data(page: Page) -> Page:
+    """Streams one page of users as CSV to the staging folder.
+
+    Server errors (5xx, 429), timeouts, broken connections and cut-off bodies fail the
+    try and Prefect retries it; any other 4xx fails at once with the API's message.
+    """
+    url = SETTINGS.randomuser_url
+    params = {"results": page.page_size, "format": "csv", "seed": page.seed, "page": page.page}
+    where = f"page {page.page} from the users API at {url}"
+    try:
+        with _session().get(
+            url, params=params, timeout=SETTINGS.http_timeout, stream=True
+        ) as response:
+            status = f"{response.status_code} {response.reason}"
+            if response.status_code >= 500 or response.status_code == 429:
+                raise signals.FAIL(f"could not download {where}: it answered {status}")
+            if response.status_code >= 400:
+                _fail_now(
+                    f"could not download {where}: it answered {status}: "
+                    f"{response.text.strip()[:300]}"
+                )
+            with open(page.path, "wb") as out:
+                for chunk in response.iter_content(CHUNK_BYTES):
+                    out.write(chunk)
+            expected = response.headers.get("Content-Length")
+            received = response.raw.tell()
+    except requests.Timeout:
+        raise signals.FAIL(
+            f"could not download {where}: no answer within {SETTINGS.http_timeout:g} s"
+        ) from None
+    except requests.RequestException as exc:
+        raise signals.FAIL(f"could not download {where}: {exc}") from None
+    if expected is not None and int(expected) != received:
+        raise signals.FAIL(
+            f"could not download {where}: the answer was cut off "
+            f"after {received} of {expected} bytes"
+        )
+    if received == 0:
+        raise signals.FAIL(f"could not download {where}: the answer was empty")
+    log(f"Dados baixados com sucesso! (page {page.page}, {page.page_size} users asked)")
+    return page
+
+
+def _parse_page(page: Page) -> PageSummary:
+    """Reads one page into a DataFrame, checks it is whole, trims it to the users kept."""
+    what = f"page {page.page} of the users API"
+    try:
+        # Every column as text, nothing turned into NaN: postcodes, phones and names
+        # reach the report exactly as the API sent them.
+        df = pd.read_csv(page.path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        _fail_now(f"{what} has no CSV in it")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        _fail_now(f"{what} is not valid CSV: {str(exc).strip()}")
+    missing = [column for column in REQUIRED_COLUMNS if column not in df.columns]
+    if missing:
+        _fail_now(f"{what} has no CSV header with the API's columns (missing {', '.join(missing)})")
+    if len(df) < page.keep:
+        _fail_now(f"{what} has {len(df)} users where {page.keep} were asked for")
+    # The API fills `nat` for every user; pandas pads a short row with "" (nothing may
+    # become NaN), so a user without it marks a cut-off or malformed row.
+    no_nat = df.index[df["nat"] == ""]
+    if len(no_nat):
+        _fail_now(f"{what} is truncated or malformed: user {no_nat[0] + 1} has no nat")
+    if not df["login.uuid"].is_unique:
+        _fail_now(f"{what} repeats users (duplicate login.uuid)")
+    if len(df) > page.keep:
+        df = df.head(page.keep)
+        df.to_csv(page.path, index=False)
+    return PageSummary(
+        path=page.path,
+        rows=len(df),
+        columns=tuple(df.columns),
+        first_uuid=df["login.uuid"].iloc[0],
+        by_nat=df["nat"].value_counts().to_dict(),
+        by_gender=df["gender"].value_counts().to_dict(),
+    )
+
+
+@task
+def parse_data(pages: List[Page]) -> List[PageSummary]:
+    """Checks the downloaded pages one DataFrame at a time and summarises them.
+
+    One task for all pages, not one per page: Prefect's own cost per task run is larger
+    than parsing a page, and parsing holds the GIL, so it gains nothing from threads.
+    """
+    summaries = [_parse_page(page) for page in pages]
+    columns = summaries[0].columns
+    for number, summary in enumerate(summaries, start=1):
+        if summary.columns != columns:
+            _fail_now(f"page {number} of the users API has other columns than page 1")
+    if len({summary.first_uuid for summary in summaries}) != len(summaries):
+        _fail_now("the users API sent the same users for different pages (are seed and page honoured?)")
+    rows = sum(summary.rows for summary in summaries)
+    log(f"Dados convertidos em DataFrame com sucesso! ({rows} users, {len(pages)} pages)")
+    return summaries
+
+
+def _append_rows(source: Path, out, with_header: bool) -> None:
+    """Copies a page's CSV to `out` in chunks, its header only when asked, ending in a newline."""
+    last = b"\n"
+    with open(source, "rb") as src:
+        header = src.readline()
+        if with_header:
+            out.write(header.rstrip(b"\r\n") + b"\n")
+        while chunk := src.read(CHUNK_BYTES):
+            out.write(chunk)
+            last = chunk[-1:]
+    if last != b"\n":
+        out.write(b"\n")
+
+
+def _summary_markdown(name: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter) -> str:
+    def table(title: str, counts: Counter) -> str:
+        lines = [f"| {title} | users |", "| --- | ---: |"]
+        lines += [f"| {key} | {count} |" for key, count in sorted(counts.items())]
+        return "\n".join(lines)
+
+    return (
+        f"# Users report `{name}.csv`\n\n{rows} users, {columns} columns\n\n"
+        f"{table('nat', by_nat)}\n\n{table('gender', by_gender)}\n"
+    )
+
+
+@task
+def save_report(pages: List[PageSummary]) -> str:
+    """Joins the pages into this run's report, then makes it the new `report.csv`.
+
+    Both files appear whole or not at all (written aside, then renamed), so a failed run
+    leaves the previous report.csv as it was and no partial file behind.
+    """
+    reports_dir = SETTINGS.reports_dir
+    name = run_name()
+    report = reports_dir / f"{name}.csv"
+    latest = reports_dir / "report.csv"
+    partial = reports_dir / f".{name}.csv.partial"
+    try:
+        with open(partial, "wb") as out:
+            for number, summary in enumerate(pages):
+                _append_rows(summary.path, out, with_header=number == 0)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, report)
+        # report.csv is a second name of this run's file (a copy where the file system
+        # has no hard links), swapped in by one rename.
+        try:
+            os.link(report, partial)
+        except OSError:
+            shutil.copyfile(report, partial)
+        os.replace(partial, latest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+    rows = sum(summary.rows for summary in pages)
+    by_nat = sum((Counter(summary.by_nat) for summary in pages), Counter())
+    by_gender = sum((Counter(summary.by_gender) for summary in pages), Counter())
+    markdown = _summary_markdown(name, rows, len(pages[0].columns), by_nat, by_gender)
+    log(f"Dados salvos em report.csv com sucesso!\n{report}\n{markdown}")
+    create_markdown_artifact(markdown)
+    return str(report)
+
+
+@task(trigger=always_run)
+def remove_staging() -> None:
+    """Removes the run's downloaded pages, whether the run succeeded or not."""
+    shutil.rmtree(staging_dir(SETTINGS.reports_dir), ignore_errors=True)

@@ -1,0 +1,47 @@
+"""Helpers shared by the tasks of the "Users report" flow."""
+import re
+from pathlib import Path
+
+import prefect
+
+from flows.users_report.settings import MAX_USERS
+
+
+def log(message: str) -> None:
+    """Logs through the run's logger, so the line reaches the Prefect UI as well."""
+    prefect.context.logger.info(f"\n{message}")
+
+
+def check_n_users(value) -> int:
+    """Returns `n_users` as an int, or raises ValueError saying what is allowed.
+
+    The UI sends parameters as JSON and people type "50", so a string of digits is fine;
+    bools, floats and anything else are not (Prefect's Parameter checks no types).
+    """
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        number = None
+    if number is None or not 1 <= number <= MAX_USERS:
+        raise ValueError(
+            f"n_users must be a whole number from 1 to {MAX_USERS:,} "
+            f"(an integer or a string of digits); got {value!r}"
+        )
+    return number
+
+
+def run_name() -> str:
+    """A name unique to this flow run: the run's scheduled start (UTC) and its id.
+
+    Every task of the run derives the same name from the context, so a restarted run
+    reuses its own staging folder and report name.
+    """
+    start = prefect.context.scheduled_start_time.in_timezone("UTC")
+    return f"users-report-{start:%Y%m%dT%H%M%SZ}-{prefect.context.flow_run_id[:8]}"
+
+
+def staging_dir(reports_dir: Path) -> Path:
+    """Where this run keeps its downloaded pages until the report is assembled."""
+    return reports_dir / f".staging-{run_name()}"
