@@ -2,15 +2,56 @@
 PYTHON ?= python3
 VENV ?= .venv
 N_USERS ?= 10
+# Compose v2 (`docker compose`) where there is one, else docker-compose 1.29.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
+# Reads a setting from .env, or prints the default given: $(call setting,UI_PORT,8080)
+setting = $$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench
+.PHONY: help up down clean register logs ps run test bench
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# Written once, from .env.example, with fresh random secrets; never overwritten.
+.env:
+	@secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }; \
+	uid=$$(id -u); [ "$$uid" != 0 ] || uid=1000; \
+	umask 077; awk -v pg="$$(secret)" -v hs="$$(secret)" -v dir="$(CURDIR)/reports" -v uid="$$uid" \
+	  '/^POSTGRES_PASSWORD=$$/ {$$0 = $$0 pg} /^HASURA_ADMIN_SECRET=$$/ {$$0 = $$0 hs} \
+	   /^HOST_REPORTS_DIR=$$/ {$$0 = $$0 dir} /^APP_UID=$$/ {$$0 = $$0 uid} {print}' \
+	  .env.example > $@
+	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
+
+up: .env ## start Prefect Server and the agent, register the flow
+	@dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
+	mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
+	$(COMPOSE) build
+	$(COMPOSE) up -d --scale register=0
+	$(COMPOSE) run --rm register
+	@echo; echo "Prefect UI:  http://localhost:$(call setting,UI_PORT,8080)  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT,Data office)\")"; \
+	echo "Reports:     $(call setting,HOST_REPORTS_DIR,)"; \
+	echo "Next:        runs start on the schedule, or from the UI with your own n_users (README: Ad-hoc runs); make ps, make logs"
+
+down: ## stop the stack; the database (flows, runs, logs) is kept
+	$(COMPOSE) down
+
+clean: ## stop the stack and delete its database volume
+	$(COMPOSE) down --volumes
+	@echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."
+
+register: ## rebuild the image and register the flow again (after changing the code)
+	$(COMPOSE) build
+	$(COMPOSE) run --rm register
+
+logs: ## follow the stack's logs
+	$(COMPOSE) logs --follow --tail=100
+
+ps: ## show the stack's services and their health
+	$(COMPOSE) ps
 
 # The virtual environment is made on first use and again when the requirements change.
 $(READY): requirements.txt requirements-dev.txt
@@ -21,7 +62,7 @@ $(READY): requirements.txt requirements-dev.txt
 run: $(READY) ## run the flow once here, no server: make run N_USERS=50
 	@$(BIN)/python -m flows.users_report --n-users "$(N_USERS)"
 
-test: $(READY) ## run the whole test suite (no internet needed)
+test: $(READY) ## run the whole test suite (no internet, server or Docker engine needed)
 	$(BIN)/python -m pytest
 
 bench: $(READY) ## measure speed and memory against the local fake users API

@@ -1,4 +1,4 @@
-"""Every setting of the pipeline, read from the environment in this one place.
+"""Every setting of the pipeline and its stack, read from the environment in this one place.
 
 Each has a safe default; `.env.example` and the README document them. A bad value stops
 the program at start with one line naming the variable, the value and what is allowed.
@@ -7,6 +7,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# Where flow containers keep reports; the agent binds HOST_REPORTS_DIR of the Docker host here.
+FLOW_REPORTS_DIR = "/reports"
+# The flow's script inside the project image, which Docker storage loads at run time.
+FLOW_SCRIPT_IN_IMAGE = "/app/flows/users_report/flows.py"
+# The pipeline's settings, handed by the agent to every flow container it starts.
+PIPELINE_VARIABLES = (
+    "RANDOMUSER_URL", "HTTP_TIMEOUT", "HTTP_RETRIES", "HTTP_RETRY_DELAY", "PAGE_SIZE",
+    "DOWNLOAD_WORKERS",
+)
 # The randomuser API serves at most this many users per request (more are silently capped).
 API_MAX_PAGE_SIZE = 5000
 MAX_USERS = 1_000_000
@@ -14,6 +23,10 @@ MAX_USERS = 1_000_000
 
 class SettingsError(ValueError):
     """A setting in the environment has a value that is not allowed."""
+
+
+def _text(name, default):
+    return os.environ.get(name, "").strip() or default
 
 
 def _number(name, default, kind, low, high):
@@ -45,12 +58,44 @@ class Settings:
 
 def load_settings() -> Settings:
     return Settings(
-        randomuser_url=os.environ.get("RANDOMUSER_URL", "").strip()
-        or "https://randomuser.me/api/",
-        reports_dir=Path(os.environ.get("REPORTS_DIR", "").strip() or "reports"),
+        randomuser_url=_text("RANDOMUSER_URL", "https://randomuser.me/api/"),
+        reports_dir=Path(_text("REPORTS_DIR", "reports")),
         http_timeout=_number("HTTP_TIMEOUT", 60.0, float, 0.01, 3600),
         http_retries=_number("HTTP_RETRIES", 3, int, 0, 20),
         http_retry_delay=_number("HTTP_RETRY_DELAY", 10.0, float, 0, 3600),
         page_size=_number("PAGE_SIZE", API_MAX_PAGE_SIZE, int, 1, API_MAX_PAGE_SIZE),
         download_workers=_number("DOWNLOAD_WORKERS", 4, int, 1, 32),
+    )
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """How the flow is deployed: read by register.py and the agent's start-up."""
+
+    project: str
+    agent_label: str
+    project_image: str
+    flow_image: str
+    registry_url: str
+    schedule_cron: str
+    schedule_tz: str
+    schedule_n_users: int
+    network: str
+    host_reports_dir: str
+    apollo_wait_seconds: float
+
+
+def load_stack_settings() -> StackSettings:
+    return StackSettings(
+        project=_text("PREFECT_PROJECT", "Data office"),
+        agent_label=_text("AGENT_LABEL", "users-report"),
+        project_image=_text("PROJECT_IMAGE", "users-report:latest"),
+        flow_image=_text("FLOW_IMAGE", "users-report-flow"),
+        registry_url=_text("REGISTRY_URL", ""),
+        schedule_cron=_text("SCHEDULE_CRON", "0 6 * * *"),
+        schedule_tz=_text("SCHEDULE_TZ", "America/Sao_Paulo"),
+        schedule_n_users=_number("SCHEDULE_N_USERS", 10, int, 1, MAX_USERS),
+        network=_text("PREFECT_NETWORK", "prefect-server"),
+        host_reports_dir=_text("HOST_REPORTS_DIR", ""),
+        apollo_wait_seconds=_number("APOLLO_WAIT_SECONDS", 300.0, float, 1, 3600),
     )

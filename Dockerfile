@@ -1,0 +1,22 @@
+# One image for the Docker agent, the register step and (through Prefect's Docker storage)
+# the flow runs. Python 3.9, as the data office runs it.
+ARG BASE_IMAGE=python:3.9-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PREFECT__BACKEND=server
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+# Flow runs use this user (register.py ends the flow image with USER app); give it the
+# host user's uid so that reports in the bound folder belong to that user.
+ARG APP_UID=1000
+RUN useradd --uid "${APP_UID}" --create-home app
+
+COPY flows/ flows/
+COPY agent/ agent/
+COPY register.py .

@@ -1,0 +1,1 @@
+"""The Docker agent's start-up: `python -m agent.start`."""

@@ -1,0 +1,83 @@
+"""Starts Prefect's Docker agent for the "Users report" flow once Prefect Server answers.
+
+1. waits (bounded) for apollo's health endpoint;
+2. makes sure the server has a tenant (agents and registration need one; the UI would
+   otherwise ask a person to make it);
+3. runs the DockerAgent: the flow's label, flow containers on the server network (so they
+   reach http://apollo:4200/graphql), the host's reports folder bound into them, the
+   locally built flow image not pulled, flow logs shown with the agent's.
+"""
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import prefect
+from prefect.agent.docker import DockerAgent
+
+from flows.users_report.settings import (
+    FLOW_REPORTS_DIR,
+    PIPELINE_VARIABLES,
+    StackSettings,
+    load_stack_settings,
+)
+
+# The agent's own health endpoint, for the compose healthcheck.
+AGENT_ADDRESS = "http://0.0.0.0:8080"
+
+
+def wait_for_apollo(seconds: float) -> None:
+    url = f"{prefect.config.server.endpoint}/.well-known/apollo/server-health"
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                raise SystemExit(
+                    f"error: Prefect Server's API did not answer at {url} within "
+                    f"{seconds:g} s ({exc}); see `make logs` for apollo and graphql"
+                ) from None
+        time.sleep(2)
+
+
+def ensure_tenant(client: prefect.Client) -> None:
+    if not client.get_available_tenants():
+        client.create_tenant(name="default")
+
+
+def build_agent(settings: StackSettings) -> DockerAgent:
+    if not os.path.isabs(settings.host_reports_dir):
+        raise SystemExit(
+            "error: HOST_REPORTS_DIR must be an absolute path on the Docker host, where "
+            f"reports land (`make up` sets it to ./reports); got {settings.host_reports_dir!r}"
+        )
+    flow_env = {"REPORTS_DIR": FLOW_REPORTS_DIR}
+    flow_env.update({name: os.environ[name] for name in PIPELINE_VARIABLES if os.environ.get(name)})
+    return DockerAgent(
+        name="users-report-agent",
+        labels=[settings.agent_label],
+        env_vars=flow_env,
+        networks=[settings.network],
+        volumes=[f"{settings.host_reports_dir}:{FLOW_REPORTS_DIR}"],
+        # The flow image is built on this Docker host; with a registry, agents pull it.
+        no_pull=not settings.registry_url,
+        show_flow_logs=True,
+        agent_address=AGENT_ADDRESS,
+    )
+
+
+def main() -> None:
+    try:
+        settings = load_stack_settings()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    wait_for_apollo(settings.apollo_wait_seconds)
+    ensure_tenant(prefect.Client())
+    build_agent(settings).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

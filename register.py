@@ -1,0 +1,87 @@
+"""Registers the "Users report" flow with Prefect Server, on its schedule.
+
+    python register.py             build the flow image and register (needs the server, Docker)
+    python register.py --dry-run   print what would be registered, as JSON (needs neither)
+
+The flow image is built by Prefect's Docker storage on top of the project image, with the
+flow kept as the script the project image already holds, so the Python that registers it
+and the Python that runs it never have to match. Settings: flows/users_report/settings.py.
+"""
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import prefect
+from prefect.run_configs import DockerRun
+from prefect.storage import Docker
+from prefect.utilities.graphql import with_args
+
+from flows.users_report.schedules import build_schedule
+from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE, load_stack_settings
+
+ROOT = Path(__file__).resolve().parent
+
+
+def code_version() -> str:
+    """A hash of the code and pins the flow image carries: its tag, and so its version."""
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("flows/**/*.py")) + [ROOT / "requirements.txt"]:
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def deployment(settings):
+    """The flow with its schedule, run config and storage attached."""
+    from flows.users_report.flows import flow
+
+    flow.schedule = build_schedule(settings)
+    flow.run_config = DockerRun(labels=[settings.agent_label])
+    flow.storage = Docker(
+        registry_url=settings.registry_url or None,
+        base_image=settings.project_image,
+        local_image=True,  # built by `make up` on this Docker host, never pulled
+        image_name=settings.flow_image,
+        image_tag=code_version(),
+        stored_as_script=True,
+        path=FLOW_SCRIPT_IN_IMAGE,
+        # Flow runs do not run as root; Docker storage's own pip steps come before this.
+        extra_dockerfile_commands=["USER app"],
+    )
+    return flow
+
+
+def ensure_project(client: prefect.Client, name: str) -> None:
+    query = {"query": {with_args("project", {"where": {"name": {"_eq": name}}}): {"id"}}}
+    if not client.graphql(query).data.project:
+        client.create_project(project_name=name)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the registration as JSON; build and send nothing")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_stack_settings()
+        flow = deployment(settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        flow.storage.add_flow(flow)  # what building the storage does
+        print(json.dumps({
+            "project": settings.project,
+            "serialized_flow": flow.serialize(build=False),
+            "next_runs": [when.isoformat() for when in flow.schedule.next(5)],
+        }))
+        return 0
+    ensure_project(prefect.Client(), settings.project)
+    # The same code, schedule and settings give the same key: no new version.
+    flow.register(project_name=settings.project, idempotency_key=flow.serialized_hash())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
