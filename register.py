@@ -1,7 +1,8 @@
 """Registers the "Users report" flow with Prefect Server, on its schedule.
 
-    python register.py             build the flow image and register (needs the server, Docker)
-    python register.py --dry-run   print what would be registered, as JSON (needs neither)
+    python register.py               build the flow image and register (needs the server, Docker)
+    python register.py --skip-build  register, reusing the flow image built before
+    python register.py --dry-run     print what would be registered, as JSON (needs neither)
 
 The flow image is built by Prefect's Docker storage on top of the project image, with the
 flow kept as the script the project image already holds, so the Python that registers it
@@ -18,6 +19,7 @@ from prefect.run_configs import DockerRun
 from prefect.storage import Docker
 from prefect.utilities.graphql import with_args
 
+from agent.start import ensure_tenant
 from flows.users_report.schedules import build_schedule
 from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE, load_stack_settings
 
@@ -53,6 +55,7 @@ def deployment(settings):
 
 
 def ensure_project(client: prefect.Client, name: str) -> None:
+    ensure_tenant(client)
     query = {"query": {with_args("project", {"where": {"name": {"_eq": name}}}): {"id"}}}
     if not client.graphql(query).data.project:
         client.create_project(project_name=name)
@@ -62,6 +65,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true",
                         help="print the registration as JSON; build and send nothing")
+    parser.add_argument("--skip-build", action="store_true",
+                        help="register without building the flow image")
     args = parser.parse_args(argv)
     try:
         settings = load_stack_settings()
@@ -69,8 +74,10 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Storage must know the flow's script even when it is not built: a flow registered
+    # with `flows: {}` cannot be loaded by its runs.
+    flow.storage.add_flow(flow)
     if args.dry_run:
-        flow.storage.add_flow(flow)  # what building the storage does
         print(json.dumps({
             "project": settings.project,
             "serialized_flow": flow.serialize(build=False),
@@ -78,8 +85,11 @@ def main(argv=None) -> int:
         }))
         return 0
     ensure_project(prefect.Client(), settings.project)
+    if not args.skip_build:
+        flow.storage.build()  # pushes too, when REGISTRY_URL is set
     # The same code, schedule and settings give the same key: no new version.
-    flow.register(project_name=settings.project, idempotency_key=flow.serialized_hash())
+    flow.register(project_name=settings.project, build=False,
+                  idempotency_key=flow.serialized_hash())
     return 0
 
 

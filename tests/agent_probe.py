@@ -1,8 +1,8 @@
-"""Deploys one flow run through the agent exactly as `agent/start.py` builds it, against a
-fake Docker client, and prints what reached Docker as JSON.
+"""Runs the agent exactly as `agent/start.py` builds it, against a fake Docker client, and
+prints what reached Docker as JSON. Run it with the agent container's environment.
 
-Run with the agent container's environment; reads the flow as `register.py --dry-run`
-prints it on stdin.
+    python -m tests.agent_probe deploy < dry-run.json   deploy one made-up run of that flow
+    python -m tests.agent_probe poll 3                  poll the API 3 times, deploy what is due
 """
 import json
 import sys
@@ -13,6 +13,7 @@ from prefect.utilities.graphql import GraphQLResult
 
 from agent.start import build_agent
 from flows.users_report.settings import load_stack_settings
+from tests.fake_users_api import free_port
 
 
 class FakeDockerClient:
@@ -29,30 +30,39 @@ class FakeDockerClient:
                 "create_host_config": kwargs,
                 "create_networking_config": args[0] if args else None,
                 "create_endpoint_config": {},
-                "create_container": {"Id": "container-1"},
+                "create_container": {"Id": f"container-{len(self.calls)}"},
             }.get(name, True)
 
         return call
 
 
-def main() -> None:
-    registered = json.load(sys.stdin)["serialized_flow"]
+def made_up_run(registered: dict) -> GraphQLResult:
+    return GraphQLResult({
+        "id": "flow-run-1",
+        "name": "ad-hoc-run",
+        "version": 1,
+        "run_config": registered["run_config"],
+        "flow": {
+            "id": "flow-1",
+            "name": registered["name"],
+            "storage": registered["storage"],
+            "core_version": "0.15.9",
+        },
+    })
+
+
+def main(mode: str, polls: str = "3") -> None:
     docker = FakeDockerClient()
     with mock.patch.object(DockerAgent, "_get_docker_client", lambda agent: docker), \
             mock.patch.object(DockerAgent, "stream_flow_logs") as stream_logs:
         agent = build_agent(load_stack_settings())
-        agent.deploy_flow(GraphQLResult({
-            "id": "flow-run-1",
-            "name": "ad-hoc-run",
-            "version": 1,
-            "run_config": registered["run_config"],
-            "flow": {
-                "id": "flow-1",
-                "name": registered["name"],
-                "storage": registered["storage"],
-                "core_version": "0.15.9",
-            },
-        }))
+        if mode == "deploy":
+            agent.deploy_flow(made_up_run(json.load(sys.stdin)["serialized_flow"]))
+        else:
+            # The agent's health server on a free loopback port instead of 0.0.0.0:8080.
+            agent.agent_address = f"http://127.0.0.1:{free_port()}"
+            agent.max_polls = int(polls)
+            agent.start()
     print(json.dumps({
         "labels": sorted(agent.labels),
         "logs_streamed": stream_logs.called,
@@ -61,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])

@@ -264,7 +264,7 @@ def test_flow_image_dockerfile_from_prefects_docker_storage(config, tmp_path, mo
 
 def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config, registered):
     result = subprocess.run(
-        [sys.executable, "-m", "tests.agent_probe"], cwd=ROOT, input=json.dumps(registered),
+        [sys.executable, "-m", "tests.agent_probe", "deploy"], cwd=ROOT, input=json.dumps(registered),
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **service_env(config, "agent")},
         capture_output=True, text=True, timeout=120,
     )
@@ -293,7 +293,7 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
     env = {**service_env(config, "agent"), "RANDOMUSER_URL": "http://users-api:8999/api/",
            "PAGE_SIZE": "1000", "HTTP_RETRIES": ""}
     result = subprocess.run(
-        [sys.executable, "-m", "tests.agent_probe"], cwd=ROOT, input=json.dumps(registered),
+        [sys.executable, "-m", "tests.agent_probe", "deploy"], cwd=ROOT, input=json.dumps(registered),
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env},
         capture_output=True, text=True, timeout=120,
     )
