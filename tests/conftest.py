@@ -17,8 +17,12 @@ def closed_port_url() -> str:
 
 
 def pytest_configure(config):
-    # A flow imported in-process must never reach the internet.
+    # Nothing imported in-process may reach the internet: neither the users API nor,
+    # through a Prefect Client left on its defaults, Prefect Cloud.
     os.environ["RANDOMUSER_URL"] = closed_port_url()
+    os.environ["PREFECT__BACKEND"] = "server"
+    os.environ["PREFECT__SERVER__HOST"] = "http://127.0.0.1"
+    os.environ["PREFECT__SERVER__PORT"] = str(free_port())
 
 
 @pytest.fixture

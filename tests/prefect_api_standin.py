@@ -199,7 +199,7 @@ class PrefectAPIStandIn:
         self.schema = build_standin_schema()
         self.tables = {name: {} for name in (
             "tenant", "project", "flow_group", "flow", "task", "flow_run", "task_run",
-            "log", "agent", "task_run_artifact")}
+            "log", "agent", "task_run_artifact", "state_history")}
         self.operations = []  # (operation type, root field names, variables)
         self.lock = threading.RLock()
         self._server = None
@@ -514,6 +514,8 @@ class PrefectAPIStandIn:
             if state["type"] in {"Success", "Failed", "Cancelled", "TimedOut", "Skipped",
                                  "TriggerFailed", "Mapped", "Cached"}:
                 run["end_time"] = stamp
+            self.insert("state_history", run_id=run["id"], type=state["type"],
+                        message=state.get("message"))
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})
         return {"states": results}
 

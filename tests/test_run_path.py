@@ -1,0 +1,222 @@
+"""The path of a run, in-process: register.py registers with the Prefect API stand-in, its
+scheduler makes runs, the real DockerAgent (fake Docker client) claims them, and the flow
+container's command, `prefect execute flow-run`, runs here with the container's
+environment. Only Prefect Server and the Docker engine are replaced.
+"""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+from prefect.utilities.configuration import set_temporary_config
+
+import prefect
+from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
+from tests.conftest import ROOT
+from tests.fake_users_api import FakeUsersAPI
+from tests.prefect_api_standin import PrefectAPIStandIn
+
+
+@pytest.fixture
+def standin():
+    api = PrefectAPIStandIn().serve(lifetime=300)
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def users_api():
+    with FakeUsersAPI(lifetime=300) as api:
+        yield api
+
+
+@pytest.fixture
+def stack_env(standin, users_api, tmp_path):
+    """What compose gives the agent and the register step, pointed at the stand-in."""
+    (tmp_path / "host-reports").mkdir()
+    return {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "PREFECT__BACKEND": "server",
+        "PREFECT__SERVER__HOST": "http://127.0.0.1",
+        "PREFECT__SERVER__PORT": standin.url.rsplit(":", 1)[1],
+        "HOST_REPORTS_DIR": str(tmp_path / "host-reports"),
+        "RANDOMUSER_URL": users_api.url,
+        "HTTP_RETRIES": "1",
+        "HTTP_RETRY_DELAY": "0.05",
+    }
+
+
+def run_module(args, env, stdin=None):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, input=stdin,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def register(env):
+    return run_module(["register.py", "--skip-build"], env)
+
+
+def client(standin):
+    """The real Client, talking to the stand-in instead of this process's configured API."""
+    return set_temporary_config({"cloud.api": standin.url, "cloud.graphql": f"{standin.url}/graphql"})
+
+
+def only_flow(standin):
+    (flow,) = standin.tables["flow"].values()
+    return flow
+
+
+def agent_polls(env, polls=2):
+    """The agent as agent/start.py builds it; the container it would create, if any."""
+    probe = json.loads(run_module(["-m", "tests.agent_probe", "poll", str(polls)], env)
+                       .stdout.strip().splitlines()[-1])
+    return [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
+
+
+def run_container_here(create, env):
+    """The container's command with the container's environment; /reports is the bound
+    host folder, as the engine would make it."""
+    ((host_dir, bind),) = create["host_config"]["binds"].items()
+    assert bind == {"bind": FLOW_REPORTS_DIR, "mode": "rw"}
+    container_env = {**create["environment"], "REPORTS_DIR": host_dir,
+                     "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"]}
+    assert create["command"] == "prefect execute flow-run"
+    return subprocess.run([sys.executable, "-m", "tests.run_flow_in_place"], cwd=ROOT,
+                          env=container_env, capture_output=True, text=True, timeout=180)
+
+
+def task_runs(standin, run_id):
+    names = {task["id"]: task["slug"] for task in standin.tables["task"].values()}
+    return {(names[run["task_id"]], run["map_index"]): run
+            for run in standin.tables["task_run"].values() if run["flow_run_id"] == run_id}
+
+
+def states_of(standin, run_id):
+    return [entry["type"] for entry in standin.tables["state_history"].values()
+            if entry["run_id"] == run_id]
+
+
+def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env):
+    register(stack_env)
+    register(stack_env)  # unchanged: no new version
+
+    assert len(standin.tables["tenant"]) == 1
+    assert [project["name"] for project in standin.tables["project"].values()] == ["Data office"]
+    flow = only_flow(standin)
+    assert (flow["name"], flow["version"], flow["is_schedule_active"]) == ("Users report", 1, True)
+    storage = flow["storage"]
+    assert storage["type"] == "Docker" and storage["stored_as_script"] is True
+    assert storage["flows"] == {"Users report": FLOW_SCRIPT_IN_IMAGE}
+    assert storage["image_name"] == "users-report-flow" and len(storage["image_tag"]) == 12
+    assert flow["run_config"]["type"] == "DockerRun"
+    assert flow["run_config"]["labels"] == ["users-report"]
+    registrations = [op for op in standin.operations if op[1] == ["create_flow_from_compressed_string"]]
+    assert len(registrations) == 2
+    assert {task["slug"] for task in standin.tables["task"].values()} == {
+        "n_users", "plan_pages-1", "download_data-1", "parse_data-1", "save_report-1",
+        "remove_staging-1"}
+
+    changed = {**stack_env, "SCHEDULE_N_USERS": "25"}
+    register(changed)
+    versions = sorted((flow["version"], flow["archived"]) for flow in standin.tables["flow"].values())
+    assert versions == [(1, True), (2, False)]
+
+
+def test_scheduler_makes_runs_with_the_schedules_users(standin, stack_env):
+    register(stack_env)
+    dry_run = json.loads(run_module(["register.py", "--dry-run"], stack_env).stdout)
+
+    assert standin.schedule_runs() == 10
+    assert standin.schedule_runs() == 0  # each time once
+    runs = sorted(standin.tables["flow_run"].values(), key=lambda run: run["scheduled_start_time"])
+    assert all(run["parameters"] == {"n_users": 10} and run["state"] == "Scheduled" for run in runs)
+    assert all(run["labels"] == ["users-report"] for run in runs)
+    assert [pendulum.parse(run["scheduled_start_time"]) for run in runs[:5]] == [
+        pendulum.parse(when) for when in dry_run["next_runs"]]
+
+    only_flow(standin)["is_schedule_active"] = False
+    standin.tables["flow_run"].clear()
+    assert standin.schedule_runs() == 0
+
+
+def test_adhoc_run_goes_from_the_client_through_the_agent_to_a_report(standin, stack_env, users_api):
+    register(stack_env)
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
+                                                  parameters={"n_users": 37})
+
+    (create,) = agent_polls(stack_env)
+    assert create["environment"]["PREFECT__CONTEXT__FLOW_RUN_ID"] == run_id
+    assert create["environment"]["PREFECT__CLOUD__API"] == standin.url
+    assert states_of(standin, run_id) == ["Submitted"]
+
+    result = run_container_here(create, stack_env)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = standin.tables["flow_run"][run_id]
+    assert run["state"] == "Success", run["state_message"]
+    assert states_of(standin, run_id) == ["Submitted", "Running", "Success"]
+    assert all(task_run["state"] == "Success" for key, task_run in task_runs(standin, run_id).items()
+               if key[0] != "download_data-1" or key[1] >= 0)
+    messages = "\n".join(log["message"] for log in standin.tables["log"].values())
+    assert "Dados salvos em report.csv com sucesso!" in messages
+    (artifact,) = standin.tables["task_run_artifact"].values()
+    assert artifact["kind"] == "markdown" and "37 users, 34 columns" in artifact["data"]["markdown"]
+    host_dir = Path(stack_env["HOST_REPORTS_DIR"])
+    with open(host_dir / "report.csv", newline="", encoding="utf-8") as handle:
+        assert len(list(csv.reader(handle))) == 1 + 37
+    assert len(list(host_dir.glob(f"users-report-*-{run_id[:8]}.csv"))) == 1
+    assert [query["results"] for query in users_api.requests] == ["37"]
+
+
+def test_zero_users_fails_the_run_with_its_message_and_writes_nothing(standin, stack_env, users_api):
+    register(stack_env)
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
+                                                  parameters={"n_users": 0})
+    (create,) = agent_polls(stack_env)
+
+    run_container_here(create, stack_env)
+
+    assert standin.tables["flow_run"][run_id]["state"] == "Failed"
+    plan = task_runs(standin, run_id)[("plan_pages-1", -1)]
+    assert plan["state"] == "Failed"
+    assert plan["state_message"].startswith("n_users must be a whole number from 1 to 1,000,000")
+    assert plan["state_message"].endswith("got 0")
+    assert users_api.requests == []
+    assert list(Path(stack_env["HOST_REPORTS_DIR"]).iterdir()) == []
+
+
+def test_a_users_api_failing_for_good_fails_the_run_after_its_retries(standin, stack_env, users_api):
+    users_api.always = "500"
+    register(stack_env)
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
+                                                  parameters={"n_users": 12})
+    (create,) = agent_polls(stack_env)
+
+    run_container_here(create, stack_env)
+
+    assert standin.tables["flow_run"][run_id]["state"] == "Failed"
+    download = task_runs(standin, run_id)[("download_data-1", 0)]
+    assert download["state"] == "Failed"
+    assert "it answered 500 Internal Server Error" in download["state_message"]
+    assert len(users_api.requests) == 2  # HTTP_RETRIES=1
+    assert list(Path(stack_env["HOST_REPORTS_DIR"]).iterdir()) == []
+
+
+def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
+    register(stack_env)
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
+                                                  labels=["another-office"])
+
+    assert agent_polls(stack_env) == []
+    assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
+    assert states_of(standin, run_id) == []
