@@ -285,7 +285,8 @@ def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config,
     assert env["PREFECT__BACKEND"] == "server"
     assert env["REPORTS_DIR"] == FLOW_REPORTS_DIR
     assert env["PREFECT__CONTEXT__FLOW_RUN_ID"] == "flow-run-1"
-    assert calls["start"] == ([], {"container": "container-1"})
+    container_id = [name for name, _, _ in probe["calls"]].index("create_container") + 1
+    assert calls["start"] == ([], {"container": f"container-{container_id}"})
     assert probe["logs_streamed"] is True
 
 
