@@ -2,8 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 N_USERS ?= 10
+SMOKE_TIMEOUT ?= 600
 # Compose v2 (`docker compose`) where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# OFFLINE=1: flow runs download from the offline demo users API instead of randomuser.me.
+ifeq ($(OFFLINE),1)
+COMPOSE += --profile offline
+export RANDOMUSER_URL := http://users-api:8999/api/
+endif
 
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
@@ -11,7 +17,7 @@ READY := $(VENV)/.installed
 setting = $$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")
 
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps run test bench
+.PHONY: help up down clean register logs ps smoke run test bench
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,7 +32,7 @@ help: ## list the commands
 	  .env.example > $@
 	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
 
-up: .env ## start Prefect Server and the agent, register the flow
+up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1: demo users API)
 	@dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
 	mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
 	$(COMPOSE) build
@@ -34,7 +40,7 @@ up: .env ## start Prefect Server and the agent, register the flow
 	$(COMPOSE) run --rm register
 	@echo; echo "Prefect UI:  http://localhost:$(call setting,UI_PORT,8080)  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT,Data office)\")"; \
 	echo "Reports:     $(call setting,HOST_REPORTS_DIR,)"; \
-	echo "Next:        runs start on the schedule, or from the UI with your own n_users (README: Ad-hoc runs); make ps, make logs"
+	echo "Next:        make smoke (one checked run), or start runs from the UI (README: Ad-hoc runs)"
 
 down: ## stop the stack; the database (flows, runs, logs) is kept
 	$(COMPOSE) down
@@ -52,6 +58,12 @@ logs: ## follow the stack's logs
 
 ps: ## show the stack's services and their health
 	$(COMPOSE) ps
+
+smoke: $(READY) ## one ad-hoc run through the running stack, checked: make smoke N_USERS=50
+	@PREFECT__BACKEND=server PREFECT__SERVER__HOST=http://localhost \
+	PREFECT__SERVER__PORT=$(call setting,APOLLO_PORT,4200) \
+	HOST_REPORTS_DIR="$(call setting,HOST_REPORTS_DIR,reports)" \
+	$(BIN)/python -m tests.smoke --n-users "$(N_USERS)" --timeout "$(SMOKE_TIMEOUT)"
 
 # The virtual environment is made on first use and again when the requirements change.
 $(READY): requirements.txt requirements-dev.txt

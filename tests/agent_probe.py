@@ -13,7 +13,7 @@ from prefect.utilities.graphql import GraphQLResult
 
 from agent.start import build_agent
 from flows.users_report.settings import load_stack_settings
-from tests.fake_users_api import free_port
+from flows.users_report.demo_api import free_port
 
 
 class FakeDockerClient:

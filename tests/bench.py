@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.fake_users_api import free_port
+from flows.users_report.demo_api import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def fake_api(latency: float = 0.0):
     """The fake users API in its own process, so it does not share the measured one's GIL."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_users_api", "--port", str(port),
+        [sys.executable, "-m", "flows.users_report.demo_api", "--port", str(port),
          "--latency", str(latency), "--lifetime", "1800"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )

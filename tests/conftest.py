@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_users_api import FakeUsersAPI, free_port
+from flows.users_report.demo_api import DemoUsersAPI, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def pytest_configure(config):
 
 @pytest.fixture
 def users_api():
-    with FakeUsersAPI(lifetime=120) as api:
+    with DemoUsersAPI(lifetime=120) as api:
         yield api
 
 

@@ -23,7 +23,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pendulum
-from graphql import GraphQLError, GraphQLScalarType, build_schema, graphql_sync
+from graphql import (
+    EnumValueNode, GraphQLError, GraphQLScalarType, ObjectValueNode, build_schema, graphql_sync,
+    parse,
+)
 from graphql.utilities import value_from_ast_untyped
 
 SCHEMA_SDL = """
@@ -167,20 +170,23 @@ TIME_COLUMNS = {"scheduled_start_time", "start_time", "end_time", "heartbeat",
                 "state_start_time", "timestamp", "created"}
 
 
-def _json_scalar(name):
-    return GraphQLScalarType(
-        name, serialize=lambda value: value, parse_value=lambda value: value,
-        parse_literal=lambda node, variables=None: value_from_ast_untyped(node, variables),
-    )
+def _order_by_literal(node, variables=None):
+    """Hasura's order_by takes the enums asc/desc; a quoted "asc" is an error there too."""
+    if not isinstance(node, ObjectValueNode) or not all(
+            isinstance(field.value, EnumValueNode) for field in node.fields):
+        raise GraphQLError("stand-in: order_by takes {column: asc|desc} with enum values")
+    return value_from_ast_untyped(node, variables)
 
 
 def build_standin_schema():
+    """The SDL above; its own scalars take any JSON value, checked by the resolvers."""
     schema = build_schema(SCHEMA_SDL)
     for name, type_ in schema.type_map.items():
         if isinstance(type_, GraphQLScalarType) and name not in {"String", "Int", "Float", "Boolean", "ID"}:
-            replacement = _json_scalar(name)
-            type_.serialize, type_.parse_value = replacement.serialize, replacement.parse_value
-            type_.parse_literal = replacement.parse_literal
+            type_.serialize = type_.parse_value = lambda value: value
+            type_.parse_literal = (
+                _order_by_literal if name.endswith("_order_by")
+                else lambda node, variables=None: value_from_ast_untyped(node, variables))
     return schema
 
 
@@ -213,7 +219,6 @@ class PrefectAPIStandIn:
             result = graphql_sync(self.schema, query, root_value=self._root(),
                                   variable_values=variables or {})
             if not result.errors:
-                from graphql import parse
                 for definition in parse(query).definitions:
                     fields = [s.name.value for s in definition.selection_set.selections]
                     self.operations.append((definition.operation.value, fields, variables))
@@ -304,6 +309,24 @@ class PrefectAPIStandIn:
                                  self.view(_t, self._related(table, _f, row)))
         return result
 
+    def check_filter(self, table: str, where) -> None:
+        """Refuses a filter on a column the table does not have or with an unknown operator,
+        whether or not there are rows to apply it to."""
+        for key, condition in (where or {}).items():
+            if key in {"_and", "_or"}:
+                for part in condition:
+                    self.check_filter(table, part)
+            elif key == "_not":
+                self.check_filter(table, condition)
+            elif (table, key) in RELATIONS:
+                self.check_filter(RELATIONS[(table, key)][0], condition)
+            elif key in self.schema.type_map[table].fields:
+                unknown = set(condition) - set(COMPARISONS)
+                if unknown:
+                    raise GraphQLError(f"stand-in: cannot honour the operator {sorted(unknown)[0]!r} on {key}")
+            else:
+                raise GraphQLError(f"stand-in: no column {key!r} to filter {table} on")
+
     def matches(self, table: str, row: dict, where) -> bool:
         for key, condition in (where or {}).items():
             if key == "_and":
@@ -317,23 +340,20 @@ class PrefectAPIStandIn:
                 related = self._related(table, key, row)
                 related = related if many else [related] if related else []
                 ok = any(self.matches(target, other, condition) for other in related)
-            elif key in row:
-                ok = all(self._compare(key, row[key], op, value) for op, value in condition.items())
             else:
-                raise GraphQLError(f"stand-in: no column {key!r} to filter {table} on")
+                ok = all(self._compare(key, row.get(key), op, value) for op, value in condition.items())
             if not ok:
                 return False
         return True
 
     @staticmethod
     def _compare(column, actual, op, expected):
-        if op not in COMPARISONS:
-            raise GraphQLError(f"stand-in: cannot honour the operator {op!r} on {column}")
         if column in TIME_COLUMNS and op in {"_lt", "_lte", "_gt", "_gte"}:
             actual, expected = _time(actual), _time(expected)
         return COMPARISONS[op](actual, expected)
 
     def select(self, table, where=None, order_by=None, limit=None, offset=None, rows=None):
+        self.check_filter(table, where)
         rows = [row for row in (self.tables[table].values() if rows is None else rows)
                 if self.matches(table, row, where)]
         orders = order_by if isinstance(order_by, list) else [order_by] if order_by else []

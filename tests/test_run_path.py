@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pendulum
@@ -17,7 +18,7 @@ from prefect.utilities.configuration import set_temporary_config
 import prefect
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
 from tests.conftest import ROOT
-from tests.fake_users_api import FakeUsersAPI
+from flows.users_report.demo_api import DemoUsersAPI, free_port
 from tests.prefect_api_standin import PrefectAPIStandIn
 
 
@@ -30,7 +31,7 @@ def standin():
 
 @pytest.fixture
 def users_api():
-    with FakeUsersAPI(lifetime=300) as api:
+    with DemoUsersAPI(lifetime=300) as api:
         yield api
 
 
@@ -220,3 +221,71 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
     assert agent_polls(stack_env) == []
     assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
     assert states_of(standin, run_id) == []
+
+
+def start_smoke(env, *args):
+    return subprocess.Popen([sys.executable, "-m", "tests.smoke", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_a_run(standin, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not standin.tables["flow_run"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert standin.tables["flow_run"], "smoke created no run"
+
+
+@pytest.mark.parametrize("n_users, outcome", [
+    (23, "smoke passed: "),
+    (0, "smoke failed: the run ended Failed: n_users must be a whole number from 1 to 1,000,000"),
+])
+def test_smoke_follows_a_run_through_agent_and_report(n_users, outcome, standin, stack_env):
+    register(stack_env)
+    smoke = start_smoke(stack_env, "--n-users", str(n_users))
+    wait_for_a_run(standin)
+    (create,) = agent_polls(stack_env)
+    run_container_here(create, stack_env)
+
+    stdout, stderr = smoke.communicate(timeout=60)
+
+    assert smoke.returncode == (0 if n_users else 1), stdout + stderr
+    assert outcome in (stdout + stderr)
+    assert "Submitted" in stdout and ("Success" in stdout or "Failed" in stdout)
+    if n_users:
+        assert stdout.strip().endswith(f"has {n_users} rows")
+
+
+def test_smoke_says_which_hop_failed(standin, stack_env):
+    closed = {**stack_env, "PREFECT__SERVER__PORT": str(free_port())}
+    checks = [
+        (closed, [], "smoke failed: the Prefect API does not answer at http://127.0.0.1:"),
+        (stack_env, [], "smoke failed: the flow 'Users report' is not registered (make register)"),
+    ]
+    for env, args, message in checks:
+        smoke = start_smoke(env, *args)
+        _, stderr = smoke.communicate(timeout=60)
+        assert smoke.returncode == 1 and stderr.startswith(message), stderr
+
+    register(stack_env)
+    smoke = start_smoke(stack_env, "--claim-timeout", "1")
+    _, stderr = smoke.communicate(timeout=60)
+    assert smoke.returncode == 1
+    assert stderr.startswith("smoke failed: no agent claimed the run within 1 s"), stderr
+
+
+def test_the_standin_refuses_what_it_does_not_know(standin):
+    """So that a change in what Prefect sends fails these tests instead of passing."""
+    errors = [
+        standin.execute("query { flow { id no_such_column } }"),
+        standin.execute("mutation { no_such_mutation(input: {}) { id } }"),
+        standin.execute('query { flow(where: {name: {_ilike: "Users%"}}) { id } }'),
+        standin.execute('query { flow(order_by: {version: "desc"}) { id } }'),
+        standin.execute("query { flow(where: {no_such_column: {_eq: 1}}) { id } }"),
+    ]
+    messages = [body["errors"][0]["message"] for body in errors]
+    assert "Cannot query field 'no_such_column' on type 'flow'." in messages[0]
+    assert "Cannot query field 'no_such_mutation' on type 'Mutation'." in messages[1]
+    assert "cannot honour the operator '_ilike'" in messages[2]
+    assert "order_by takes {column: asc|desc} with enum values" in messages[3]
+    assert "no column 'no_such_column'" in messages[4]
+    assert standin.operations == []

@@ -96,7 +96,8 @@ def registered(config):
 
 
 def test_server_services_use_the_images_of_prefects_own_template(config, template_config):
-    assert set(config["services"]) == SERVER_SERVICES | {"agent", "register"}
+    assert set(config["services"]) == SERVER_SERVICES | {"agent", "register", "users-api"}
+    assert config["services"]["users-api"]["profiles"] == ["offline"]
     for name in SERVER_SERVICES:
         ours, theirs = config["services"][name], template_config["services"][name]
         assert ours["image"] == theirs["image"], name

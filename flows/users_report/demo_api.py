@@ -1,12 +1,13 @@
-"""A local stand-in for the randomuser API, for tests and benchmarks that must stay offline.
+"""An offline stand-in for the randomuser API: for demos without internet
+(`make up OFFLINE=1`), the tests and the benchmark.
 
 It answers `GET /api/?results=N&format=csv&seed=S&page=P` like the real API: the API's CSV
 columns, at most 5,000 users a request, the same users again for the same seed, page and
-size. Names carry accents and some values quoted commas. It can add latency and answer with
-faults (see `FakeUsersAPI.faults`). It listens on loopback only and stops by itself after
-`lifetime` seconds or `max_requests` requests.
+size. Names carry accents and some values quoted commas. It can add latency, fail a share
+of requests with 503 (to show retries) and, for tests, answer with chosen faults (see
+`DemoUsersAPI.faults`). Tests run it on 127.0.0.1 with a lifetime, so it stops by itself.
 
-    python -m tests.fake_users_api --port 8999 --latency 0.05
+    python -m flows.users_report.demo_api --port 8999 --latency 0.05 --fail-rate 0.2
 """
 import argparse
 import csv
@@ -114,7 +115,7 @@ def users_csv(seed: str, page: int, results: int) -> str:
     return "".join(lines)
 
 
-class FakeUsersAPI:
+class DemoUsersAPI:
     """The fake API on 127.0.0.1 in a background thread; a context manager.
 
     `faults` is a list of answers for the next requests, one each, in order:
@@ -126,30 +127,35 @@ class FakeUsersAPI:
     `requests` records the query of every request.
     """
 
-    def __init__(self, port=0, latency=0.0, fail_rate=0.0, lifetime=300.0, max_requests=10_000):
+    def __init__(self, port=0, latency=0.0, fail_rate=0.0, lifetime=300.0, max_requests=10_000,
+                 host="127.0.0.1"):
         self.latency, self.fail_rate = latency, fail_rate
         self.slow_seconds = 5.0
         self.faults, self.always = [], None
         self.requests = []
         self.max_requests = max_requests
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._deadline = threading.Timer(lifetime, self.stop)
-        self._deadline.daemon = True
+        # No lifetime: serve until stopped (the demo service).
+        self._deadline = threading.Timer(lifetime, self.stop) if lifetime else None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api/"
 
-    def start(self) -> "FakeUsersAPI":
+    def start(self) -> "DemoUsersAPI":
         self._thread.start()
-        self._deadline.start()
+        if self._deadline:
+            self._deadline.daemon = True
+            self._deadline.start()
         return self
 
     def stop(self) -> None:
-        self._deadline.cancel()
+        if self._deadline:
+            self._deadline.cancel()
         self._server.shutdown()
         self._server.server_close()
 
@@ -162,7 +168,7 @@ class FakeUsersAPI:
     def _next_fault(self, query):
         with self._lock:
             self.requests.append(query)
-            if len(self.requests) >= self.max_requests:
+            if self.max_requests and len(self.requests) >= self.max_requests:
                 threading.Thread(target=self.stop, daemon=True).start()
             if self.faults:
                 return self.faults.pop(0)
@@ -229,14 +235,17 @@ class FakeUsersAPI:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the fake randomuser API on 127.0.0.1.")
+    parser = argparse.ArgumentParser(description="Serve the offline randomuser API.")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8999)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of answers that are 503")
-    parser.add_argument("--lifetime", type=float, default=600.0, help="seconds before it stops")
+    parser.add_argument("--lifetime", type=float, default=0.0,
+                        help="seconds before it stops (0: until stopped)")
     args = parser.parse_args()
-    api = FakeUsersAPI(args.port, args.latency, args.fail_rate, args.lifetime).start()
-    print(f"fake users API at {api.url} for {args.lifetime:g} s", flush=True)
+    api = DemoUsersAPI(args.port, args.latency, args.fail_rate, args.lifetime,
+                       max_requests=0, host=args.host).start()
+    print(f"offline users API at {api.url}", flush=True)
     api._thread.join()
 
 
