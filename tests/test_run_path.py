@@ -92,6 +92,18 @@ def run_container_here(create, env):
                           env=container_env, capture_output=True, text=True, timeout=180)
 
 
+def adhoc_run(standin, env, n_users):
+    """Registers, creates a run through the Client, lets the agent claim it and runs its
+    container here; returns the run's id, the container it created and the result."""
+    register(env)
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
+                                                  parameters={"n_users": n_users})
+    (create,) = agent_polls(env)
+    assert states_of(standin, run_id) == ["Submitted"]
+    return run_id, create, run_container_here(create, env)
+
+
 def task_runs(standin, run_id):
     names = {task["id"]: task["slug"] for task in standin.tables["task"].values()}
     return {(names[run["task_id"]], run["map_index"]): run
@@ -147,18 +159,10 @@ def test_scheduler_makes_runs_with_the_schedules_users(standin, stack_env):
 
 
 def test_adhoc_run_goes_from_the_client_through_the_agent_to_a_report(standin, stack_env, users_api):
-    register(stack_env)
-    with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
-                                                  parameters={"n_users": 37})
+    run_id, create, result = adhoc_run(standin, stack_env, 37)
 
-    (create,) = agent_polls(stack_env)
     assert create["environment"]["PREFECT__CONTEXT__FLOW_RUN_ID"] == run_id
     assert create["environment"]["PREFECT__CLOUD__API"] == standin.url
-    assert states_of(standin, run_id) == ["Submitted"]
-
-    result = run_container_here(create, stack_env)
-
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = standin.tables["flow_run"][run_id]
     assert run["state"] == "Success", run["state_message"]
@@ -177,13 +181,7 @@ def test_adhoc_run_goes_from_the_client_through_the_agent_to_a_report(standin, s
 
 
 def test_zero_users_fails_the_run_with_its_message_and_writes_nothing(standin, stack_env, users_api):
-    register(stack_env)
-    with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
-                                                  parameters={"n_users": 0})
-    (create,) = agent_polls(stack_env)
-
-    run_container_here(create, stack_env)
+    run_id, _, _ = adhoc_run(standin, stack_env, 0)
 
     assert standin.tables["flow_run"][run_id]["state"] == "Failed"
     plan = task_runs(standin, run_id)[("plan_pages-1", -1)]
@@ -196,13 +194,8 @@ def test_zero_users_fails_the_run_with_its_message_and_writes_nothing(standin, s
 
 def test_a_users_api_failing_for_good_fails_the_run_after_its_retries(standin, stack_env, users_api):
     users_api.always = "500"
-    register(stack_env)
-    with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
-                                                  parameters={"n_users": 12})
-    (create,) = agent_polls(stack_env)
 
-    run_container_here(create, stack_env)
+    run_id, _, _ = adhoc_run(standin, stack_env, 12)
 
     assert standin.tables["flow_run"][run_id]["state"] == "Failed"
     download = task_runs(standin, run_id)[("download_data-1", 0)]
