@@ -17,7 +17,7 @@ READY := $(VENV)/.installed
 setting = $$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")
 
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps smoke run test bench
+.PHONY: help up down clean register logs ps smoke run test e2e bench
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,9 @@ run: $(READY) ## run the flow once here, no server: make run N_USERS=50
 
 test: $(READY) ## run the whole test suite (no internet, server or Docker engine needed)
 	$(BIN)/python -m pytest
+
+e2e: $(READY) ## the stack's own services and real flow containers on this Docker engine
+	$(BIN)/python -m tests.e2e
 
 bench: $(READY) ## measure speed and memory against the local fake users API
 	$(BIN)/python -m tests.bench

@@ -50,6 +50,9 @@ def deployment(settings):
         path=FLOW_SCRIPT_IN_IMAGE,
         # Flow runs do not run as root; Docker storage's own pip steps come before this.
         extra_dockerfile_commands=["USER app"],
+        # Remove the build's intermediate containers, even when it fails; docker-py keeps
+        # them by default and each registration would leave some behind.
+        build_kwargs={"rm": True, "forcerm": True},
     )
     return flow
 

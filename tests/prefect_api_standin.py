@@ -12,7 +12,7 @@ State is kept in memory; every operation is recorded in `operations`.
 
 Besides GraphQL at any POST path, it serves apollo's health check
 (GET /.well-known/apollo/server-health) and, for tests in other processes, GET
-/standin/state (the tables and operations as JSON) and POST /standin/schedule (a
+/standin/state (the tables and operations as JSON) and POST /standin/schedule?count=N (a
 scheduler pass, as towel's scheduler makes).
 """
 import argparse
@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 import pendulum
 from graphql import (
@@ -257,7 +258,8 @@ class PrefectAPIStandIn:
                 length = int(self.headers.get("Content-Length", 0))
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.startswith("/standin/schedule"):
-                    return self.reply(200, {"created": standin.schedule_runs()})
+                    count = int(parse_qs(urlparse(self.path).query).get("count", ["10"])[0])
+                    return self.reply(200, {"created": standin.schedule_runs(count)})
                 self.reply(200, standin.execute(payload.get("query", ""), payload.get("variables")))
 
         self._server = ThreadingHTTPServer((host, port), Handler)

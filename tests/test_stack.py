@@ -151,6 +151,12 @@ def test_secrets_come_from_env_and_a_missing_one_is_refused(config):
         assert f"{missing} is not set - run `make up`" in result.stderr
 
 
+def test_compose_and_dockerfile_agree_on_the_base_image(config):
+    dockerfile_default = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert config["services"]["agent"]["build"]["args"]["BASE_IMAGE"] == dockerfile_default[1]
+    assert dockerfile_default[1] == "python:3.9-slim"
+
+
 def test_env_example_has_no_secret_and_documents_every_setting():
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
@@ -261,6 +267,7 @@ def test_flow_image_dockerfile_from_prefects_docker_storage(config, tmp_path, mo
     assert user_at < healthcheck_at and all("pip" not in line for line in lines[user_at:])
     assert f'"{FLOW_SCRIPT_IN_IMAGE}"' in lines[healthcheck_at]
     assert flow.storage.local_image is True  # never pulled
+    assert flow.storage.build_kwargs == {"rm": True, "forcerm": True}
 
 
 def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config, registered):
