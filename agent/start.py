@@ -1,11 +1,12 @@
 """Starts Prefect's Docker agent for the "Users report" flow once Prefect Server answers.
 
-1. waits (bounded) for apollo's health endpoint;
-2. makes sure the server has a tenant (agents and registration need one; the UI would
-   otherwise ask a person to make it);
-3. runs the DockerAgent: the flow's label, flow containers on the server network (so they
-   reach http://apollo:4200/graphql), the host's reports folder bound into them, the
-   locally built flow image not pulled, flow logs shown with the agent's.
+1. builds the DockerAgent, refusing bad settings and an unreachable Docker engine at once:
+   the flow's label, flow containers on the server network (so they reach
+   http://apollo:4200/graphql), the host's reports folder bound into them, the locally
+   built flow image not pulled, flow logs shown with the agent's;
+2. waits (bounded) for apollo's health endpoint;
+3. makes sure the server has a tenant (agents and registration need one; the UI would
+   otherwise ask a person to make it), then runs the agent.
 """
 import os
 import sys
@@ -20,6 +21,7 @@ from flows.users_report.settings import (
     FLOW_REPORTS_DIR,
     PIPELINE_VARIABLES,
     StackSettings,
+    load_settings,
     load_stack_settings,
 )
 
@@ -72,11 +74,13 @@ def build_agent(settings: StackSettings) -> DockerAgent:
 def main() -> None:
     try:
         settings = load_stack_settings()
+        load_settings()  # the pipeline's settings it hands to flow runs: refuse bad ones now
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
+    agent = build_agent(settings)  # checks the reports folder and the Docker engine first
     wait_for_apollo(settings.apollo_wait_seconds)
     ensure_tenant(prefect.Client())
-    build_agent(settings).start()
+    agent.start()
 
 
 if __name__ == "__main__":

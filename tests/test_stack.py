@@ -311,3 +311,16 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
     assert create["environment"]["RANDOMUSER_URL"] == "http://users-api:8999/api/"
     assert create["environment"]["PAGE_SIZE"] == "1000"
     assert "HTTP_RETRIES" not in create["environment"]  # unset: the flow's default applies
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("PAGE_SIZE", "0", "error: PAGE_SIZE='0' is not allowed: use a whole number from 1 to 5000"),
+    ("HOST_REPORTS_DIR", "reports", "error: HOST_REPORTS_DIR must be an absolute path on the Docker host"),
+])
+def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, message):
+    env = {**service_env(config, "agent"), setting: value, "APOLLO_WAIT_SECONDS": "1",
+           "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "agent.start"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message)

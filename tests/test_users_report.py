@@ -129,6 +129,7 @@ def test_burst_of_503_is_retried_until_it_succeeds(run_pipeline, users_api, repo
     "fault, settings, message, tries",
     [
         ("500", {}, "it answered 500 Internal Server Error", 3),
+        ("500", {"HTTP_RETRIES": "0"}, "it answered 500 Internal Server Error", 1),
         ("slow", {"HTTP_TIMEOUT": "0.2"}, "no answer within 0.2 s", 3),
         ("cut", {}, "the answer was cut off after", 3),
         ("empty", {}, "the answer was empty", 3),
@@ -144,7 +145,7 @@ def test_a_failed_run_says_why_and_leaves_the_previous_report(
     users_api.always, users_api.slow_seconds = fault, 1.0
     (reports_dir / "report.csv").write_text("previous report\n")
 
-    result = run_pipeline(20, HTTP_RETRIES=2, **settings)
+    result = run_pipeline(20, **{"HTTP_RETRIES": "2", **settings})
 
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]

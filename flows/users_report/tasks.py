@@ -92,7 +92,8 @@ def plan_pages(n_users) -> List[Page]:
 
 @task(
     max_retries=SETTINGS.http_retries,
-    retry_delay=timedelta(seconds=SETTINGS.http_retry_delay),
+    # Prefect refuses a retry delay without retries (HTTP_RETRIES=0).
+    retry_delay=timedelta(seconds=SETTINGS.http_retry_delay) if SETTINGS.http_retries else None,
 )
 def download_data(page: Page) -> Page:
     """Streams one page of users as CSV to the staging folder.
