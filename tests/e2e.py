@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from flows.users_report.demo_api import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,88 +171,107 @@ class Stack:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def build(stack: Stack) -> str:
+    stack.compose("build", "--quiet", "agent")
+    return f"{PROJECT_IMAGE}, {image_size(PROJECT_IMAGE)}"
+
+
+def hasura_probe(stack: Stack) -> None:
+    """Hasura's image may lack wget and curl, and so does ours: its health probe must
+    still tell a listening server from none."""
+    config = yaml.safe_load(stack.compose("config", capture_output=True, text=True).stdout)
+    probe = config["services"]["hasura"]["healthcheck"]["test"][1]
+    script = f"({probe}) && exit 9; python -m http.server 3000 >/dev/null 2>&1 & sleep 2; {probe}"
+    code = run("docker", "run", "--rm", PROJECT_IMAGE, "sh", "-c", script, check=False).returncode
+    assert code == 0, f"the probe answered {code} (9: healthy with nothing listening)"
+
+
+def up(stack: Stack) -> None:
+    stack.compose("up", "--detach", "--no-deps", "apollo", "users-api", "agent")
+    for service in ("apollo", "users-api", "agent"):
+        stack.wait_healthy(service)
+
+
+def register(stack: Stack) -> str:
+    stack.compose("run", "--rm", "--no-deps", "register")
+    (flow,) = [flow for flow in stack.state()["flow"].values() if not flow["archived"]]
+    image = f"{FLOW_IMAGE}:{flow['storage']['image_tag']}"
+    user = output("docker", "image", "inspect", "-f", "{{.Config.User}}", image)
+    assert user == "app", f"{image} runs as {user!r}"
+    leftovers = output("docker", "ps", "--all", "--quiet", "--filter", f"ancestor={PROJECT_IMAGE}",
+                       "--filter", "status=exited", "--filter", "status=created")
+    assert not leftovers, f"the flow image's build left containers behind: {leftovers}"
+    return f"{image}, {image_size(image)}, runs as {user}"
+
+
+def successful_run(stack: Stack, n_users: int) -> str:
+    run_id = stack.create_run(parameters={"n_users": n_users})
+    flow_run = stack.wait_for_run(run_id)
+    assert flow_run["state"] == "Success", flow_run["state_message"]
+    return stack.report_of(run_id, n_users)
+
+
+def scheduled(stack: Stack) -> str:
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{stack.api}/standin/schedule?count=1", method="POST"), timeout=10) as answer:
+        assert json.load(answer)["created"] == 1
+    (run_id,) = [run["id"] for run in stack.state()["flow_run"].values() if run["auto_scheduled"]]
+    flow_run = stack.wait_for_run(run_id, seconds=150)
+    assert flow_run["state"] == "Success", flow_run["state_message"]
+    assert flow_run["parameters"] == {"n_users": 5}
+    return stack.report_of(run_id, 5)
+
+
+def zero_users(stack: Stack) -> str:
+    run_id = stack.create_run(parameters={"n_users": 0})
+    assert stack.wait_for_run(run_id)["state"] == "Failed"
+    messages = [task_run["state_message"] for task_run in stack.state()["task_run"].values()
+                if task_run["flow_run_id"] == run_id and task_run["state"] == "Failed"]
+    reason = next((m for m in messages if m.startswith("n_users must be a whole number")), None)
+    assert reason, messages
+    assert not list(stack.reports.glob(f"users-report-*-{run_id[:8]}.csv"))
+    return reason
+
+
+def agent_restart(stack: Stack) -> str:
+    run("docker", "restart", stack.container("agent"), stdout=subprocess.DEVNULL)
+    stack.wait_healthy("agent")
+    return successful_run(stack, 3)
+
+
+HOPS = [
+    ("project image built by compose", build),
+    ("hasura's health probe, in an image without wget or curl", hasura_probe),
+    ("stand-in, users API and agent healthy", up),
+    ("register built the flow image and registered", register),
+    ("ad-hoc run of 37 users", lambda stack: successful_run(stack, 37)),
+    ("scheduled run of the schedule's 5 users", scheduled),
+    ("n_users=0 fails clearly, writes nothing", zero_users),
+    ("agent restarted, claims the next run", agent_restart),
+]
+
+
 def main() -> int:
     started = time.monotonic()
-    hops = []
+    passed = {}
 
     def hop(name, check):
-        """Runs one hop; what it returns is its detail."""
+        """Runs one hop, printing it; what it returns is its detail."""
         print(f"-> {name}", flush=True)
         begun = time.monotonic()
         detail = check()
-        hops.append((name, f"{time.monotonic() - begun:.0f} s" + (f", {detail}" if detail else "")))
-        print(f"   passed ({hops[-1][1]})", flush=True)
+        passed[name] = f"{time.monotonic() - begun:.0f} s" + (f", {detail}" if detail else "")
+        print(f"   passed ({passed[name]})", flush=True)
         return detail
 
-    names = ["base image", "project image built by compose", "stand-in, users API and agent healthy",
-             "register built the flow image and registered", "ad-hoc run of 37 users",
-             "scheduled run of the schedule's 5 users", "n_users=0 fails clearly, writes nothing",
-             "agent restarted, claims the next run"]
     reports = Path(tempfile.mkdtemp(prefix="e2e-reports-"))
     stack = None
     try:
-        stack = Stack(reports, hop(names[0], base_image))
+        stack = Stack(reports, hop("base image", base_image))
         if os.getuid() == 0:
             os.chown(reports, stack.app_uid, stack.app_uid)
-        def build():
-            stack.compose("build", "--quiet", "agent")
-            return f"{PROJECT_IMAGE}, {image_size(PROJECT_IMAGE)}"
-        hop(names[1], build)
-
-        def up():
-            stack.compose("up", "--detach", "--no-deps", "apollo", "users-api", "agent")
-            for service in ("apollo", "users-api", "agent"):
-                stack.wait_healthy(service)
-        hop(names[2], up)
-
-        def register():
-            stack.compose("run", "--rm", "--no-deps", "register")
-            (flow,) = [flow for flow in stack.state()["flow"].values() if not flow["archived"]]
-            image = f"{FLOW_IMAGE}:{flow['storage']['image_tag']}"
-            user = output("docker", "image", "inspect", "-f", "{{.Config.User}}", image)
-            assert user == "app", f"{image} runs as {user!r}"
-            leftovers = output("docker", "ps", "--all", "--quiet", "--filter", f"ancestor={PROJECT_IMAGE}",
-                               "--filter", "status=exited", "--filter", "status=created")
-            assert not leftovers, f"the flow image's build left containers behind: {leftovers}"
-            return f"{image}, {image_size(image)}, runs as {user}"
-        hop(names[3], register)
-
-        def adhoc():
-            run_id = stack.create_run(parameters={"n_users": 37})
-            flow_run = stack.wait_for_run(run_id)
-            assert flow_run["state"] == "Success", flow_run["state_message"]
-            return stack.report_of(run_id, 37)
-        hop(names[4], adhoc)
-
-        def scheduled():
-            with urllib.request.urlopen(urllib.request.Request(
-                    f"{stack.api}/standin/schedule?count=1", method="POST"), timeout=10) as answer:
-                assert json.load(answer)["created"] == 1
-            (run_id,) = [run["id"] for run in stack.state()["flow_run"].values() if run["auto_scheduled"]]
-            flow_run = stack.wait_for_run(run_id, seconds=150)
-            assert flow_run["state"] == "Success", flow_run["state_message"]
-            assert flow_run["parameters"] == {"n_users": 5}
-            return stack.report_of(run_id, 5)
-        hop(names[5], scheduled)
-
-        def zero():
-            run_id = stack.create_run(parameters={"n_users": 0})
-            assert stack.wait_for_run(run_id)["state"] == "Failed"
-            messages = [task_run["state_message"] for task_run in stack.state()["task_run"].values()
-                        if task_run["flow_run_id"] == run_id and task_run["state"] == "Failed"]
-            assert any(m.startswith("n_users must be a whole number") for m in messages), messages
-            assert not list(reports.glob(f"users-report-*-{run_id[:8]}.csv"))
-            return next(m for m in messages if m.startswith("n_users"))
-        hop(names[6], zero)
-
-        def restart():
-            run("docker", "restart", stack.container("agent"), stdout=subprocess.DEVNULL)
-            stack.wait_healthy("agent")
-            run_id = stack.create_run(parameters={"n_users": 3})
-            flow_run = stack.wait_for_run(run_id)
-            assert flow_run["state"] == "Success", flow_run["state_message"]
-            return stack.report_of(run_id, 3)
-        hop(names[7], restart)
+        for name, check in HOPS:
+            hop(name, lambda: check(stack))
     except (Exception, SystemExit) as exc:  # report the hop, tear down, go on to the summary
         print(f"   FAILED: {exc!r}", flush=True)
         if stack:
@@ -260,10 +281,10 @@ def main() -> int:
             stack.tear_down()
         shutil.rmtree(reports, ignore_errors=True)
     print(f"\nmake e2e, {time.monotonic() - started:.0f} s:")
-    results = dict(hops)
+    names = ["base image"] + [name for name, _ in HOPS]
     for name in names:
-        print(f"  {'PASS' if name in results else 'FAIL'}  {name}  {results.get(name, '')}")
-    return 0 if len(results) == len(names) else 1
+        print(f"  {'PASS' if name in passed else 'FAIL'}  {name}  {passed.get(name, '')}")
+    return 0 if len(passed) == len(names) else 1
 
 
 if __name__ == "__main__":
