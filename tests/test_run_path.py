@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pendulum
+import prefect
 import pytest
 from prefect.utilities.configuration import set_temporary_config
 
-import prefect
+from flows.users_report.demo_api import free_port
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
 from tests.conftest import ROOT
-from flows.users_report.demo_api import DemoUsersAPI, free_port
 from tests.prefect_api_standin import PrefectAPIStandIn
 
 
@@ -27,12 +27,6 @@ def standin():
     api = PrefectAPIStandIn().serve(lifetime=300)
     yield api
     api.stop()
-
-
-@pytest.fixture
-def users_api():
-    with DemoUsersAPI(lifetime=300) as api:
-        yield api
 
 
 @pytest.fixture
