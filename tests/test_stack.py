@@ -73,12 +73,23 @@ def template_config(tmp_path_factory):
     return yaml.safe_load(result.stdout)
 
 
-def dry_run(env: dict) -> subprocess.CompletedProcess:
+def run_python(args, env: dict, stdin=None) -> subprocess.CompletedProcess:
+    """A program of this checkout, in a process with only the given environment."""
     return subprocess.run(
-        [sys.executable, "register.py", "--dry-run"], cwd=ROOT,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env},
-        capture_output=True, text=True,
+        [sys.executable, *args], cwd=ROOT, input=stdin, capture_output=True, text=True,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}, timeout=120,
     )
+
+
+def dry_run(env: dict) -> subprocess.CompletedProcess:
+    return run_python(["register.py", "--dry-run"], env)
+
+
+def deploy_through_agent(env: dict, registered: dict) -> dict:
+    """What DockerAgent, started as agent/start.py starts it, asked of Docker."""
+    result = run_python(["-m", "tests.agent_probe", "deploy"], env, stdin=json.dumps(registered))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def service_env(config: dict, service: str) -> dict:
@@ -271,13 +282,7 @@ def test_flow_image_dockerfile_from_prefects_docker_storage(config, tmp_path, mo
 
 
 def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config, registered):
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.agent_probe", "deploy"], cwd=ROOT, input=json.dumps(registered),
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **service_env(config, "agent")},
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout)
+    probe = deploy_through_agent(service_env(config, "agent"), registered)
     calls = {name: (args, kwargs) for name, args, kwargs in probe["calls"]}
     assert probe["labels"] == registered["serialized_flow"]["run_config"]["labels"]
     assert "pull" not in calls
@@ -301,13 +306,8 @@ def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config,
 def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
     env = {**service_env(config, "agent"), "RANDOMUSER_URL": "http://users-api:8999/api/",
            "PAGE_SIZE": "1000", "HTTP_RETRIES": ""}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.agent_probe", "deploy"], cwd=ROOT, input=json.dumps(registered),
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env},
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    (create,) = [kwargs for name, _, kwargs in json.loads(result.stdout)["calls"] if name == "create_container"]
+    probe = deploy_through_agent(env, registered)
+    (create,) = [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
     assert create["environment"]["RANDOMUSER_URL"] == "http://users-api:8999/api/"
     assert create["environment"]["PAGE_SIZE"] == "1000"
     assert "HTTP_RETRIES" not in create["environment"]  # unset: the flow's default applies
@@ -318,9 +318,7 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
     ("HOST_REPORTS_DIR", "reports", "error: HOST_REPORTS_DIR must be an absolute path on the Docker host"),
 ])
 def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, message):
-    env = {**service_env(config, "agent"), setting: value, "APOLLO_WAIT_SECONDS": "1",
-           "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "agent.start"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    env = {**service_env(config, "agent"), setting: value, "APOLLO_WAIT_SECONDS": "1"}
+    result = run_python(["-m", "agent.start"], env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message)
