@@ -193,6 +193,9 @@ class DemoUsersAPI:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def send_error_json(self, status, message):
+                self.send(status, json.dumps({"error": message}).encode(), content_type="application/json")
+
             def do_GET(self):
                 url = urlparse(self.path)
                 query = {key: values[-1] for key, values in parse_qs(url.query).items()}
@@ -203,17 +206,16 @@ class DemoUsersAPI:
                 if fault == "slow":
                     time.sleep(api.slow_seconds)
                 if fault and fault.isdigit():
-                    error = json.dumps({"error": f"fake users API answers {fault} as told"})
-                    return self.send(int(fault), error.encode(), content_type="application/json")
+                    return self.send_error_json(int(fault), f"fake users API answers {fault} as told")
                 if url.path.rstrip("/") != "/api":
-                    return self.send(404, b'{"error": "no such path"}', content_type="application/json")
+                    return self.send_error_json(404, "no such path")
                 if query.get("format") != "csv":
-                    return self.send(400, b'{"error": "this fake serves format=csv only"}', content_type="application/json")
+                    return self.send_error_json(400, "this fake serves format=csv only")
                 try:
                     results = min(max(int(query.get("results", 1)), 1), MAX_RESULTS)
                     page = max(int(query.get("page", 1)), 1)
                 except ValueError:
-                    return self.send(400, b'{"error": "results and page take numbers"}', content_type="application/json")
+                    return self.send_error_json(400, "results and page take numbers")
                 seed = query.get("seed") or uuid.uuid4().hex[:16]
                 if fault == "short":
                     results = max(results - 1, 0)
