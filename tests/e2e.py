@@ -13,7 +13,6 @@ official base) from debootstrap, the requirements installed into a venv in it fr
 downloaded on the host (containers cannot reach a package index here), then `docker
 import`. Making it needs root (debootstrap, chroot).
 """
-import csv
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from flows.users_report.demo_api import free_port
+from tests.smoke import check_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "users-report-e2e"
@@ -154,14 +154,12 @@ class Stack:
             return prefect.Client().create_flow_run(flow_id=flow_id, **kwargs)
 
     def report_of(self, run_id: str, n_users: int) -> str:
-        (report,) = self.reports.glob(f"users-report-*-{run_id[:8]}.csv")
-        with open(report, newline="", encoding="utf-8") as handle:
-            rows = sum(1 for _ in csv.reader(handle)) - 1
-        assert rows == n_users, f"{report.name} has {rows} rows, not {n_users}"
+        assert len(list(self.reports.glob(f"users-report-*-{run_id[:8]}.csv"))) == 1
+        report = check_report(self.reports, run_id, n_users)  # the run's, with n_users rows
         owner = report.stat().st_uid
         assert owner == self.app_uid, f"{report.name} belongs to uid {owner}, not {self.app_uid}"
         report.unlink()  # the host user can delete it
-        return f"{report.name}: {rows} rows, owner uid {owner}"
+        return f"{report.name}: {n_users} rows, owner uid {owner}"
 
     def tear_down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
