@@ -5,10 +5,12 @@ N_USERS ?= 10
 SMOKE_TIMEOUT ?= 600
 # Compose v2 (`docker compose`) where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-# OFFLINE=1: flow runs download from the offline demo users API instead of randomuser.me.
+# OFFLINE=1: flow runs download from the offline demo users API instead of randomuser.me,
+# which has no limit to pace to.
 ifeq ($(OFFLINE),1)
 COMPOSE += --profile offline
 export RANDOMUSER_URL := http://users-api:8999/api/
+export USERS_API_LIMIT := 0
 endif
 
 BIN := $(VENV)/bin

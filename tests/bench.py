@@ -4,7 +4,9 @@ Each measurement runs in a fresh process; its wall time counts the run itself (n
 Python's start-up and imports, which do not grow with the users asked for), its peak
 RSS the whole process. Goals: project ≤ 1.15× a naive one-request script at 5,000 users;
 time per user flat within 10% from 100,000 to 1,000,000 users with peak RSS < 400 MiB;
-pages downloaded concurrently ≥ 3× faster than one by one at 50 ms per request.
+pages downloaded concurrently ≥ 3× faster than one by one at 50 ms per request; against
+an API with a limit (scaled down from 20,000 users per 5 min), ≥ 90% of the fastest pace
+the limit allows. The fakes have no limit unless said, and the runs pace to none.
 """
 import json
 import os
@@ -16,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows.users_report.demo_api import free_port
+from flows.users_report.pacing import minimum_wait
+from flows.users_report.utils import duration
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +63,8 @@ def measure(kind: str, n_users: int, url: str, repeat: int = 1, **settings) -> d
 def run_once(kind: str, n_users: int, url: str, settings: dict) -> dict:
     with tempfile.TemporaryDirectory() as reports:
         env = {**os.environ, "RANDOMUSER_URL": url, "REPORTS_DIR": reports,
-               "PREFECT__LOGGING__LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+               "PREFECT__LOGGING__LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+               "USERS_API_LIMIT": "0"}
         env.update({key: str(value) for key, value in settings.items()})
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.bench", "--child", kind, str(n_users)],
@@ -77,12 +82,13 @@ def run_once(kind: str, n_users: int, url: str, settings: dict) -> dict:
 
 
 @contextmanager
-def fake_api(latency: float = 0.0):
+def fake_api(latency: float = 0.0, limit: int = 0, window: float = 300):
     """The fake users API in its own process, so it does not share the measured one's GIL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "flows.users_report.demo_api", "--port", str(port),
-         "--latency", str(latency), "--lifetime", "1800"],
+         "--latency", str(latency), "--lifetime", "1800", "--limit", str(limit),
+         "--window", str(window)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -123,6 +129,25 @@ def main() -> None:
         line("50 ms latency, 1 page at a time", 8000, sequential)
         line("50 ms latency, 4 pages at a time", 8000, concurrent,
              f"speed-up {sequential['seconds'] / concurrent['seconds']:.1f}x (goal >= 3x)")
+    rate_limit(per_user[1_000_000])
+
+
+def rate_limit(seconds_per_user: float) -> None:
+    """The pace against a limit of 4,000 users per 4 s (the real one scaled down), then the
+    arithmetic for 1,000,000 users at the real limit, with the work measured without one."""
+    limit, window, n_users, page_size = 4000, 4, 20_000, 1000
+    with fake_api(limit=limit, window=window) as url:
+        result = measure("project", n_users, url, PAGE_SIZE=page_size, USERS_API_LIMIT=limit,
+                         USERS_API_WINDOW=window)
+    least = minimum_wait(n_users, page_size, limit, window)
+    share = least / result["seconds"]
+    line(f"limit {limit:,} users per {window} s", n_users, result,
+         f"{share:.0%} of the fastest pace the limit allows ({least:g} s) (goal >= 90%)")
+    real_least = minimum_wait(1_000_000, 5000, 20_000, 300)
+    work = seconds_per_user * 1_000_000
+    print(f"1,000,000 users at 20,000 per 5 min (the defaults): 200 pages, 4 a window, "
+          f"50 windows: {duration(real_least)} of waiting + {work:.0f} s of work (measured "
+          f"above without a limit) = {duration(real_least + work)} predicted", flush=True)
 
 
 if __name__ == "__main__":

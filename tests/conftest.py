@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.users_report.demo_api import DemoUsersAPI, free_port
+from flows.users_report.pacing import LEDGER_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,9 +26,15 @@ def pytest_configure(config):
     os.environ["PREFECT__SERVER__PORT"] = str(free_port())
 
 
+def report_names(reports_dir: Path) -> list:
+    """What a folder of reports holds, but the users API's budget ledger (kept on purpose)."""
+    return sorted(path.name for path in reports_dir.iterdir() if path.name != LEDGER_NAME)
+
+
 @pytest.fixture
 def users_api():
-    with DemoUsersAPI(lifetime=120) as api:
+    """The fake users API with the real one's limit: 20,000 users per client per 5 min."""
+    with DemoUsersAPI(lifetime=120, limit=20_000, window=300) as api:
         yield api
 
 

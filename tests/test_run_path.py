@@ -14,11 +14,12 @@ from pathlib import Path
 import pendulum
 import prefect
 import pytest
+import requests
 from prefect.utilities.configuration import set_temporary_config
 
-from flows.users_report.demo_api import free_port
+from flows.users_report.demo_api import DemoUsersAPI, free_port
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
-from tests.conftest import ROOT
+from tests.conftest import ROOT, report_names
 from tests.prefect_api_standin import PrefectAPIStandIn
 
 
@@ -74,19 +75,19 @@ def agent_polls(env, polls=2):
     return [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
 
 
-def run_container_here(create, env):
-    """The container's command with the container's environment; /reports is the bound
-    host folder, as the engine would make it."""
+def run_container_here(create, env, **prefect_config):
+    """The container's command with the container's environment (plus `prefect_config`);
+    /reports is the bound host folder, as the engine would make it."""
     ((host_dir, bind),) = create["host_config"]["binds"].items()
     assert bind == {"bind": FLOW_REPORTS_DIR, "mode": "rw"}
     container_env = {**create["environment"], "REPORTS_DIR": host_dir,
-                     "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"]}
+                     "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"], **prefect_config}
     assert create["command"] == "prefect execute flow-run"
     return subprocess.run([sys.executable, "-m", "tests.run_flow_in_place"], cwd=ROOT,
                           env=container_env, capture_output=True, text=True, timeout=180)
 
 
-def adhoc_run(standin, env, n_users):
+def adhoc_run(standin, env, n_users, **prefect_config):
     """Registers, creates a run through the Client, lets the agent claim it and runs its
     container here; returns the run's id, the container it created and the result."""
     register(env)
@@ -95,7 +96,7 @@ def adhoc_run(standin, env, n_users):
                                                   parameters={"n_users": n_users})
     (create,) = agent_polls(env)
     assert states_of(standin, run_id) == ["Submitted"]
-    return run_id, create, run_container_here(create, env)
+    return run_id, create, run_container_here(create, env, **prefect_config)
 
 
 def task_runs(standin, run_id):
@@ -183,7 +184,7 @@ def test_zero_users_fails_the_run_with_its_message_and_writes_nothing(standin, s
     assert plan["state_message"].startswith("n_users must be a whole number from 1 to 1,000,000")
     assert plan["state_message"].endswith("got 0")
     assert users_api.requests == []
-    assert list(Path(stack_env["HOST_REPORTS_DIR"]).iterdir()) == []
+    assert report_names(Path(stack_env["HOST_REPORTS_DIR"])) == []
 
 
 def test_a_users_api_failing_for_good_fails_the_run_after_its_retries(standin, stack_env, users_api):
@@ -196,7 +197,26 @@ def test_a_users_api_failing_for_good_fails_the_run_after_its_retries(standin, s
     assert download["state"] == "Failed"
     assert "it answered 500 Internal Server Error" in download["state_message"]
     assert len(users_api.requests) == 2  # HTTP_RETRIES=1
-    assert list(Path(stack_env["HOST_REPORTS_DIR"]).iterdir()) == []
+    assert report_names(Path(stack_env["HOST_REPORTS_DIR"])) == []
+
+
+def test_a_run_waiting_for_the_users_api_limit_keeps_beating_and_succeeds(standin, stack_env):
+    """A 429 makes the run wait inside its task for a window; the flow run's heartbeats go
+    on meanwhile, so the server's zombie killer leaves it alone."""
+    with DemoUsersAPI(lifetime=60, limit=100, window=4) as limited:
+        assert requests.get(limited.url, params={"results": 100, "format": "csv"}).ok
+        env = {**stack_env, "RANDOMUSER_URL": limited.url, "USERS_API_LIMIT": "100",
+               "USERS_API_WINDOW": "4"}
+        run_id, create, result = adhoc_run(standin, env, 20, PREFECT__CLOUD__HEARTBEAT_INTERVAL="1")
+
+        assert (create["environment"]["USERS_API_LIMIT"], limited.rejected) == ("100", 1)
+    assert standin.tables["flow_run"][run_id]["state"] == "Success", result.stdout[-3000:]
+    messages = "\n".join(log["message"] for log in standin.tables["log"].values())
+    assert "users API limit reached (429): waiting 4 s; 100 users per 4 s" in messages
+    (artifact,) = standin.tables["task_run_artifact"].values()
+    assert "1 of 1 pages waited for the users API's limit" in artifact["data"]["markdown"]
+    heartbeats = [op for op in standin.operations if op[1] == ["update_flow_run_heartbeat"]]
+    assert len(heartbeats) >= 4  # one a second through the 4 s wait
 
 
 def test_a_run_with_other_labels_is_left_alone(standin, stack_env):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import closed_port_url, finish, start_run
+from tests.conftest import closed_port_url, finish, report_names, start_run
 from flows.users_report.demo_api import COLUMNS, users_csv
 
 MESSAGES = (
@@ -34,7 +34,7 @@ def read_csv_text(text):
 
 def assert_only_report_files(reports_dir: Path, reports: int):
     """report.csv plus one file per successful run: no staging folder, no partial file."""
-    names = sorted(path.name for path in reports_dir.iterdir())
+    names = report_names(reports_dir)
     assert names[0] == "report.csv" and len(names) == reports + 1, names
     assert all(name.startswith("users-report-") for name in names[1:]), names
 
@@ -94,7 +94,7 @@ def test_bad_n_users_fails_before_any_download(bad, run_pipeline, users_api, rep
     )
     assert users_api.requests == []
     assert (reports_dir / "report.csv").read_text() == "previous report\n"
-    assert [path.name for path in reports_dir.iterdir()] == ["report.csv"]
+    assert report_names(reports_dir) == ["report.csv"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, 10.0, True, None, [], "", 1_000_001])
@@ -152,7 +152,7 @@ def test_a_failed_run_says_why_and_leaves_the_previous_report(
     assert error.startswith("error: ") and message in error, error
     assert len(users_api.requests) == tries
     assert (reports_dir / "report.csv").read_text() == "previous report\n"
-    assert [path.name for path in reports_dir.iterdir()] == ["report.csv"]
+    assert report_names(reports_dir) == ["report.csv"]
 
 
 def test_unreachable_api_fails_after_retries(run_pipeline, reports_dir):
@@ -164,7 +164,7 @@ def test_unreachable_api_fails_after_retries(run_pipeline, reports_dir):
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith(f"error: could not download page 1 from the users API at {url}")
     assert "Connection refused" in error
-    assert list(reports_dir.iterdir()) == []
+    assert report_names(reports_dir) == []
 
 
 def test_bad_setting_stops_with_one_line(run_pipeline, users_api):
@@ -196,3 +196,15 @@ def test_four_runs_at_once_give_four_intact_reports(users_api, reports_dir):
     latest = (reports_dir / "report.csv").read_bytes()
     assert any(latest == report.read_bytes() for report in reports)
     assert_only_report_files(reports_dir, reports=4)
+
+
+def test_more_pages_than_the_api_serves_are_refused_before_any_download(run_pipeline, users_api):
+    """Past page 10,000 the real API serves page 1 again: the run would repeat users."""
+    result = run_pipeline(10_001, PAGE_SIZE=1)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: 10,001 users in pages of 1 make 10,001 pages, but the users API serves "
+        "pages 1 to 10,000: raise PAGE_SIZE"
+    )
+    assert users_api.requests == []

@@ -4,8 +4,8 @@
 It answers `GET /api/?results=N&format=csv&seed=S&page=P` like the real API: the API's CSV
 columns, at most 5,000 users a request, the same users again for the same seed, page and
 size. Names carry accents and some values quoted commas. It can add latency, fail a share
-of requests with 503 (to show retries) and, for tests, answer with chosen faults (see
-`DemoUsersAPI.faults`). Tests run it on 127.0.0.1 with a lifetime, so it stops by itself.
+of requests with 503 (to show retries), limit each client as the real API does (see
+`DemoUsersAPI.limit`) and, for tests, answer with chosen faults (see `DemoUsersAPI.faults`). Tests run it on 127.0.0.1 with a lifetime, so it stops by itself.
 
     python -m flows.users_report.demo_api --port 8999 --latency 0.05 --fail-rate 0.2
 """
@@ -23,6 +23,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 MAX_RESULTS = 5000
+MAX_PAGE = 10_000
+# The real API's answer once a client is over its limit (RandomAPI/Randomuser.me-Node
+# ac8e874, routes/api.js), whatever format was asked for.
+LIMIT_MESSAGE = (
+    "Whoa, ease up there cowboy. You've requested {} users in the last minute. Help us "
+    "keep this service free and spare some bandwidth for other users please :)"
+)
 COLUMNS = (
     "gender,name.title,name.first,name.last,location.street.number,location.street.name,"
     "location.city,location.state,location.country,location.postcode,"
@@ -125,11 +132,19 @@ class DemoUsersAPI:
     "ragged" (the last user cut short, in a body of consistent length).
     `always` is the answer once `faults` is used up (None: a normal answer).
     `requests` records the query of every request.
+
+    `limit` users per client address per `window` seconds (0: no limit), as the real API
+    counts them: checked before serving, fixed windows from the start, then 429 with a
+    JSON body. `rejected` counts those 429s.
     """
 
     def __init__(self, port=0, latency=0.0, fail_rate=0.0, lifetime=300.0, max_requests=10_000,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", limit=0, window=300.0):
         self.latency, self.fail_rate = latency, fail_rate
+        self.limit, self.window = limit, window
+        self.rejected = 0
+        self._served, self._served_window = {}, 0
+        self._started = time.monotonic()
         self.slow_seconds = 5.0
         self.faults, self.always = [], None
         self.requests = []
@@ -174,6 +189,22 @@ class DemoUsersAPI:
                 return self.faults.pop(0)
             return self.always
 
+    def _over_limit(self, client: str, results: int):
+        """Counts `results` for `client` and returns None, or, when the client was already
+        at its limit in this window, the count it had (nothing counted)."""
+        if not self.limit:
+            return None
+        with self._lock:
+            current = int((time.monotonic() - self._started) // self.window)
+            if current != self._served_window:  # the real API forgets every count at once
+                self._served, self._served_window = {}, current
+            count = self._served.get(client, 0)
+            if count >= self.limit:
+                self.rejected += 1
+                return count
+            self._served[client] = count + results
+            return None
+
     def _handler(self):
         api = self
 
@@ -209,13 +240,18 @@ class DemoUsersAPI:
                     return self.send_error_json(int(fault), f"fake users API answers {fault} as told")
                 if url.path.rstrip("/") != "/api":
                     return self.send_error_json(404, "no such path")
-                if query.get("format") != "csv":
-                    return self.send_error_json(400, "this fake serves format=csv only")
                 try:
-                    results = min(max(int(query.get("results", 1)), 1), MAX_RESULTS)
-                    page = max(int(query.get("page", 1)), 1)
+                    results, page = int(query.get("results", 1)), int(query.get("page", 1))
                 except ValueError:
                     return self.send_error_json(400, "results and page take numbers")
+                # Out of range is not an error for the real API: 1 user, page 1.
+                results = results if 1 <= results <= MAX_RESULTS else 1
+                page = page if 1 <= page <= MAX_PAGE else 1
+                count = api._over_limit(self.client_address[0], results)
+                if count is not None:  # before the format: the real API answers JSON anyway
+                    return self.send_error_json(429, LIMIT_MESSAGE.format(count))
+                if query.get("format") != "csv":
+                    return self.send_error_json(400, "this fake serves format=csv only")
                 seed = query.get("seed") or uuid.uuid4().hex[:16]
                 if fault == "short":
                     results = max(results - 1, 0)
@@ -244,9 +280,12 @@ def main() -> None:
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of answers that are 503")
     parser.add_argument("--lifetime", type=float, default=0.0,
                         help="seconds before it stops (0: until stopped)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="users per client per window, then 429 (0: no limit)")
+    parser.add_argument("--window", type=float, default=300.0, help="seconds of a limit window")
     args = parser.parse_args()
-    api = DemoUsersAPI(args.port, args.latency, args.fail_rate, args.lifetime,
-                       max_requests=0, host=args.host).start()
+    api = DemoUsersAPI(args.port, args.latency, args.fail_rate, args.lifetime, max_requests=0,
+                       host=args.host, limit=args.limit, window=args.window).start()
     print(f"offline users API at {api.url}", flush=True)
     api._thread.join()
 

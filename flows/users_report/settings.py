@@ -14,10 +14,12 @@ FLOW_SCRIPT_IN_IMAGE = "/app/flows/users_report/flows.py"
 # The pipeline's settings, handed by the agent to every flow container it starts.
 PIPELINE_VARIABLES = (
     "RANDOMUSER_URL", "HTTP_TIMEOUT", "HTTP_RETRIES", "HTTP_RETRY_DELAY", "PAGE_SIZE",
-    "DOWNLOAD_WORKERS",
+    "DOWNLOAD_WORKERS", "USERS_API_LIMIT", "USERS_API_WINDOW", "USERS_API_MAX_WAIT",
 )
-# The randomuser API serves at most this many users per request (more are silently capped).
+# The randomuser API serves 1 to this many users per request (outside that range: 1 user),
+# and pages up to API_MAX_PAGE (later ones become page 1, the same users again).
 API_MAX_PAGE_SIZE = 5000
+API_MAX_PAGE = 10_000
 MAX_USERS = 1_000_000
 
 
@@ -54,6 +56,9 @@ class Settings:
     http_retry_delay: float
     page_size: int
     download_workers: int
+    users_api_limit: int
+    users_api_window: float
+    users_api_max_wait: float
 
 
 def load_settings() -> Settings:
@@ -62,9 +67,16 @@ def load_settings() -> Settings:
         reports_dir=Path(_text("REPORTS_DIR", "reports")),
         http_timeout=_number("HTTP_TIMEOUT", 60.0, float, 0.01, 3600),
         http_retries=_number("HTTP_RETRIES", 3, int, 0, 20),
-        http_retry_delay=_number("HTTP_RETRY_DELAY", 10.0, float, 0, 3600),
+        # Prefect 0.15.9 waits in-process only for a retry due within 10 minutes; a later
+        # one leaves the run Running on the server until its recovery service steps in.
+        http_retry_delay=_number("HTTP_RETRY_DELAY", 10.0, float, 0, 600),
         page_size=_number("PAGE_SIZE", API_MAX_PAGE_SIZE, int, 1, API_MAX_PAGE_SIZE),
         download_workers=_number("DOWNLOAD_WORKERS", 4, int, 1, 32),
+        # randomuser.me's own limit per client address (0: an API without one).
+        users_api_limit=_number("USERS_API_LIMIT", 20_000, int, 0, 10_000_000),
+        users_api_window=_number("USERS_API_WINDOW", 300.0, float, 1, 3600),
+        # Enough for 1,000,000 users at the real limit (4 h 5 min of waiting) with room.
+        users_api_max_wait=_number("USERS_API_MAX_WAIT", 6 * 3600.0, float, 0, 7 * 24 * 3600),
     )
 
 

@@ -5,8 +5,9 @@ Prefect keeps every result in memory until the run ends, and a million users wou
 """
 import os
 import shutil
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -21,8 +22,9 @@ from prefect.engine import signals
 from prefect.engine.state import Failed
 from prefect.triggers import always_run
 
-from flows.users_report.settings import load_settings
-from flows.users_report.utils import check_n_users, log, run_name, staging_dir
+from flows.users_report.pacing import LEDGER_NAME, Budget, minimum_wait
+from flows.users_report.settings import API_MAX_PAGE, load_settings
+from flows.users_report.utils import check_n_users, duration, log, run_name, staging_dir
 
 SETTINGS = load_settings()
 # The columns the report's summary needs; the API sends them all in its CSV header.
@@ -32,13 +34,15 @@ CHUNK_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Page:
-    """One request to the users API: `page` of pages holding `page_size` users each."""
+    """One request to the users API: page `number` of pages holding `page_size` users each."""
 
-    page: int
+    number: int
     page_size: int
     keep: int  # users of this page that go into the report (fewer on a trimmed last page)
     seed: str
     path: Path
+    started: float  # when the run planned its pages (epoch seconds): its waits count from here
+    waited: float = 0.0  # seconds this page's download waited for the users API's limit
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class PageSummary:
     first_uuid: str
     by_nat: Dict[str, int]
     by_gender: Dict[str, int]
+    started: float
+    waited: float
 
 
 def _fail_now(message: str):
@@ -66,50 +72,87 @@ def _session() -> requests.Session:
     return session
 
 
+def _budget() -> Budget:
+    return Budget(SETTINGS.users_api_limit, SETTINGS.users_api_window,
+                  SETTINGS.reports_dir / LEDGER_NAME)
+
+
+def _limit_text() -> str:
+    return f"{SETTINGS.users_api_limit:,} users per {duration(SETTINGS.users_api_window)}"
+
+
 @task
 def plan_pages(n_users) -> List[Page]:
-    """Checks `n_users` and splits it into pages of one seed, so the pages never overlap."""
+    """Checks `n_users` and splits it into pages of one seed, so the pages never overlap;
+    says up front how long the users API's limit makes the run wait."""
     try:
         n = check_n_users(n_users)
     except ValueError as exc:
         raise signals.FAIL(str(exc)) from None
-    page_size = min(n, SETTINGS.page_size)
+    limit = SETTINGS.users_api_limit
+    page_size = min(n, SETTINGS.page_size, limit or SETTINGS.page_size)
     page_count = -(-n // page_size)
+    if page_count > API_MAX_PAGE:
+        raise signals.FAIL(
+            f"{n:,} users in pages of {page_size:,} make {page_count:,} pages, but the users "
+            f"API serves pages 1 to {API_MAX_PAGE:,}: raise PAGE_SIZE"
+        )
+    least_wait = minimum_wait(n, page_size, limit, SETTINGS.users_api_window)
+    if least_wait > SETTINGS.users_api_max_wait:
+        raise signals.FAIL(
+            f"{n:,} users at {_limit_text()} need at least {duration(least_wait)} of waiting, "
+            f"more than USERS_API_MAX_WAIT={SETTINGS.users_api_max_wait:g} s allows"
+        )
+    if least_wait:
+        log(f"{n:,} users at {_limit_text()}: at least {duration(least_wait)}")
     staging = staging_dir(SETTINGS.reports_dir)
     staging.mkdir(parents=True, exist_ok=True)
     seed = prefect.context.flow_run_id.replace("-", "")[:16]
+    started = time.time()
     return [
         Page(
-            page=number,
+            number=number,
             page_size=page_size,
             keep=min(page_size, n - (number - 1) * page_size),
             seed=seed,
             path=staging / f"page-{number:06d}.csv",
+            started=started,
         )
         for number in range(1, page_count + 1)
     ]
 
 
-@task(
-    max_retries=SETTINGS.http_retries,
-    # Prefect refuses a retry delay without retries (HTTP_RETRIES=0).
-    retry_delay=timedelta(seconds=SETTINGS.http_retry_delay) if SETTINGS.http_retries else None,
-)
-def download_data(page: Page) -> Page:
-    """Streams one page of users as CSV to the staging folder.
+def _wait(page: Page, seconds: float, why: str) -> float:
+    """Sleeps inside the task (the flow run's heartbeats go on meanwhile) unless the run
+    would then have waited past USERS_API_MAX_WAIT; returns the seconds slept."""
+    max_wait = SETTINGS.users_api_max_wait
+    if time.time() + seconds > page.started + max_wait:
+        _fail_now(
+            f"{why} for page {page.number}: waiting {duration(seconds)} more would take this "
+            f"run past USERS_API_MAX_WAIT={max_wait:g} s ({_limit_text()})"
+        )
+    log(f"{why}: waiting {duration(seconds)}; {_limit_text()}")
+    time.sleep(seconds)
+    return seconds
 
-    Server errors (5xx, 429), timeouts, broken connections and cut-off bodies fail the
-    try and Prefect retries it; any other 4xx fails at once with the API's message.
+
+def _fetch(page: Page) -> bool:
+    """Streams one page to the staging folder; False when the API said 429 (its limit).
+
+    Server errors (5xx), timeouts, broken connections and cut-off bodies fail the try and
+    Prefect retries it; any other 4xx fails at once with the API's message.
     """
     url = SETTINGS.randomuser_url
-    params = {"results": page.page_size, "format": "csv", "seed": page.seed, "page": page.page}
-    where = f"page {page.page} from the users API at {url}"
+    params = {"results": page.page_size, "format": "csv", "seed": page.seed, "page": page.number}
+    where = f"page {page.number} from the users API at {url}"
     try:
         with _session().get(
             url, params=params, timeout=SETTINGS.http_timeout, stream=True
         ) as response:
             status = f"{response.status_code} {response.reason}"
-            if response.status_code >= 500 or response.status_code == 429:
+            if response.status_code == 429:
+                return False
+            if response.status_code >= 500:
                 raise signals.FAIL(f"could not download {where}: it answered {status}")
             if response.status_code >= 400:
                 _fail_now(
@@ -134,13 +177,34 @@ def download_data(page: Page) -> Page:
         )
     if received == 0:
         raise signals.FAIL(f"could not download {where}: the answer was empty")
-    log(f"Dados baixados com sucesso! (page {page.page}, {page.page_size} users asked)")
-    return page
+    return True
+
+
+@task(
+    max_retries=SETTINGS.http_retries,
+    # Prefect refuses a retry delay without retries (HTTP_RETRIES=0).
+    retry_delay=timedelta(seconds=SETTINGS.http_retry_delay) if SETTINGS.http_retries else None,
+)
+def download_data(page: Page) -> Page:
+    """Downloads one page of users as CSV into the staging folder, within the API's limit.
+
+    Waiting for the limit is no failure: a page waits while the run's budget is spent, and
+    after a 429 it waits a window and asks again, without using up a retry.
+    """
+    budget, waited = _budget(), page.waited
+    while True:
+        while (wait := budget.take(page.page_size)) > 0:
+            waited += _wait(page, wait, "users API budget spent")
+        if _fetch(page):
+            break
+        waited += _wait(page, budget.pause(), "users API limit reached (429)")
+    log(f"Dados baixados com sucesso! (page {page.number}, {page.page_size} users asked)")
+    return replace(page, waited=waited)
 
 
 def _parse_page(page: Page) -> PageSummary:
     """Reads one page into a DataFrame, checks it is whole, trims it to the users kept."""
-    what = f"page {page.page} of the users API"
+    what = f"page {page.number} of the users API"
     try:
         # Every column as text, nothing turned into NaN: postcodes, phones and names
         # reach the report exactly as the API sent them.
@@ -171,6 +235,8 @@ def _parse_page(page: Page) -> PageSummary:
         first_uuid=df["login.uuid"].iloc[0],
         by_nat=df["nat"].value_counts().to_dict(),
         by_gender=df["gender"].value_counts().to_dict(),
+        started=page.started,
+        waited=page.waited,
     )
 
 
@@ -207,14 +273,25 @@ def _append_rows(source: Path, out, with_header: bool) -> None:
         out.write(b"\n")
 
 
-def _summary_markdown(name: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter) -> str:
+def _timing(pages: List[PageSummary]) -> str:
+    """How long the run took from planning its pages, and what the API's limit cost."""
+    took = duration(time.time() - pages[0].started)
+    waits = [summary.waited for summary in pages if summary.waited]
+    if not waits:
+        return f"Took {took}, with no wait for the users API's limit."
+    return (f"Took {took}; {len(waits)} of {len(pages)} pages waited for "
+            f"the users API's limit ({_limit_text()}), the longest {duration(max(waits))}.")
+
+
+def _summary_markdown(name: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter,
+                      timing: str) -> str:
     def table(title: str, counts: Counter) -> str:
         lines = [f"| {title} | users |", "| --- | ---: |"]
         lines += [f"| {key} | {count} |" for key, count in sorted(counts.items())]
         return "\n".join(lines)
 
     return (
-        f"# Users report `{name}.csv`\n\n{rows} users, {columns} columns\n\n"
+        f"# Users report `{name}.csv`\n\n{rows} users, {columns} columns\n\n{timing}\n\n"
         f"{table('nat', by_nat)}\n\n{table('gender', by_gender)}\n"
     )
 
@@ -251,7 +328,8 @@ def save_report(pages: List[PageSummary]) -> str:
     rows = sum(summary.rows for summary in pages)
     by_nat = sum((Counter(summary.by_nat) for summary in pages), Counter())
     by_gender = sum((Counter(summary.by_gender) for summary in pages), Counter())
-    markdown = _summary_markdown(name, rows, len(pages[0].columns), by_nat, by_gender)
+    markdown = _summary_markdown(name, rows, len(pages[0].columns), by_nat, by_gender,
+                                 _timing(pages))
     log(f"Dados salvos em report.csv com sucesso!\n{report}\n{markdown}")
     create_markdown_artifact(markdown)
     return str(report)

@@ -45,3 +45,15 @@ def run_name() -> str:
 def staging_dir(reports_dir: Path) -> Path:
     """Where this run keeps its downloaded pages until the report is assembled."""
     return reports_dir / f".staging-{run_name()}"
+
+
+def duration(seconds: float) -> str:
+    """Seconds as people read them: "45 s", "3 min 4 s", "4 h 5 min"."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    return f"{seconds} s"
