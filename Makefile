@@ -5,18 +5,22 @@ N_USERS ?= 10
 SMOKE_TIMEOUT ?= 600
 # Compose v2 (`docker compose`) where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-# OFFLINE=1: flow runs download from the offline demo users API instead of randomuser.me,
-# which has no limit to pace to.
-ifeq ($(OFFLINE),1)
-COMPOSE += --profile offline
-export RANDOMUSER_URL := http://users-api:8999/api/
-export USERS_API_LIMIT := 0
-endif
+# OFFLINE=1 records the offline demo in .env, so that every later command (make register,
+# make down, docker compose up -d agent) keeps it: its compose profile, its address, and no
+# limit to pace to. OFFLINE=0 takes those lines out again: runs go to randomuser.me.
+OFFLINE_SETTINGS := COMPOSE_PROFILES=offline RANDOMUSER_URL=http://users-api:8999/api/ USERS_API_LIMIT=0
+define record_offline
+umask 077; awk -v settings="$(OFFLINE_SETTINGS)" -v keep="$(OFFLINE)" \
+  'BEGIN { n = split(settings, wanted, " "); for (i = 1; i <= n; i++) { split(wanted[i], kv, "="); mine[kv[1]] = 1 } } \
+   { split($$0, kv, "="); if (!(kv[1] in mine)) print } \
+   END { if (keep == 1) for (i = 1; i <= n; i++) print wanted[i] }' .env > .env.new && mv .env.new .env
+endef
 
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
-# Reads a setting from .env, or prints the default given: $(call setting,UI_PORT,8080)
-setting = $$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")
+# A setting as Compose sees it: the shell's, else .env's, else the default given:
+# $(call setting,UI_PORT,8080)
+setting = $${$(1):-$$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")}
 
 .DEFAULT_GOAL := help
 .PHONY: help up down clean register logs ps smoke run test e2e bench
@@ -35,6 +39,9 @@ help: ## list the commands
 	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
 
 up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1: demo users API)
+ifneq ($(OFFLINE),)
+	@$(record_offline)
+endif
 	@dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
 	mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
 	$(COMPOSE) build

@@ -6,7 +6,7 @@ The official server images cannot be pulled here, so nothing in this file starts
 import json
 import os
 import re
-import shutil
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -18,8 +18,10 @@ import pytest
 import yaml
 
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
+from tests.compose_versions import V2_BINARY, compose_v1
 from tests.conftest import ROOT
 
+COMPOSE_VERSIONS = ["v2", "v1"]
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
 SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "HASURA_ADMIN_SECRET": "hasura-secret"}
 HOST_REPORTS = "/srv/office/reports"
@@ -28,36 +30,71 @@ NO_ENV_FILE = Path(tempfile.mkdtemp(prefix="compose-env-")) / "empty.env"
 NO_ENV_FILE.write_text("")
 
 
-def docker_compose(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
-    if shutil.which("docker-compose") is None:
-        message = "docker-compose is not installed (Debian: apt-get install docker-compose)"
+def compose_command(version: str) -> str:
+    if version == "v2":
+        return str(V2_BINARY)
+    v1 = compose_v1()
+    if v1 is None:
+        message = "docker-compose 1.29 is not installed (Debian: apt-get install docker-compose)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    return v1
+
+
+def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
     # Only what is given: no .env or shell setting of the developer's leaks in.
     clean = {"PATH": os.environ["PATH"], **(env or {})}
     return subprocess.run(
-        ["docker-compose", "--project-directory", str(cwd), *args],
+        [compose_command(version), "--project-directory", str(cwd), *args],
         cwd=cwd, env=clean, capture_output=True, text=True,
     )
 
 
-def compose_config(**env) -> dict:
+def compose_config(version="v2", **env) -> dict:
+    """The resolved compose file, every profile's services included (v2 leaves out those of
+    profiles not asked for)."""
     result = docker_compose(
-        "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE), "config",
+        version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE),
+        "--profile", "offline", "config",
         env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
     )
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    return short_syntax(yaml.safe_load(result.stdout))
+
+
+def short_syntax(config: dict) -> dict:
+    """Compose v2 writes ports, volumes and commands in long syntax and adds defaults
+    (`required`, volume names); v1 keeps the short one. One form for both, to compare."""
+    for service in config["services"].values():
+        if isinstance(service.get("command"), str):
+            service["command"] = shlex.split(service["command"])
+        service["ports"] = [
+            port if isinstance(port, str) else
+            f"{port['host_ip']}:{port['published']}:{port['target']}/{port['protocol']}"
+            for port in service.get("ports", [])]
+        service["volumes"] = [
+            volume if isinstance(volume, str) else
+            f"{volume['source']}:{volume['target']}:{'ro' if volume.get('read_only') else 'rw'}"
+            for volume in service.get("volumes", [])]
+        for dependency in service.get("depends_on", {}).values():
+            dependency.pop("required", None)
+    config["volumes"] = {name: {} for name in config.get("volumes", {})}
+    return config
+
+
+@pytest.fixture(scope="module", params=COMPOSE_VERSIONS)
+def compose_version(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def config():
-    return compose_config()
+def config(compose_version):
+    return compose_config(compose_version)
 
 
 @pytest.fixture(scope="module")
-def template_config(tmp_path_factory):
+def template_config(tmp_path_factory, compose_version):
     """prefect 0.15.9's own server compose file, resolved as `prefect server start` does."""
     from prefect.cli.server import setup_compose_env
 
@@ -67,10 +104,10 @@ def template_config(tmp_path_factory):
         hasura_port=3000, graphql_port=4201, ui_port=8080, server_port=4200,
         volume_path=str(tmp_path_factory.mktemp("pg")),
     )
-    result = docker_compose("-f", str(template), "config", env=env,
+    result = docker_compose(compose_version, "-f", str(template), "config", env=env,
                             cwd=tmp_path_factory.mktemp("template"))
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    return short_syntax(yaml.safe_load(result.stdout))
 
 
 def run_python(args, env: dict, stdin=None) -> subprocess.CompletedProcess:
@@ -115,18 +152,19 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
         assert ours["command"] == theirs["command"] or name in {"graphql", "postgres"}, name
     assert config["services"]["apollo"]["image"] == "prefecthq/apollo:core-0.15.9"
     # The template's command runs whatever PREFECT_SERVER_DB_CMD says; ours upgrades.
-    assert config["services"]["graphql"]["command"].startswith(
-        'bash -c "prefect-server database upgrade -y && python src/prefect_server/services/graphql/server.py'
+    assert config["services"]["graphql"]["command"][:2] == ["bash", "-c"]
+    assert config["services"]["graphql"]["command"][2].startswith(
+        "prefect-server database upgrade -y && python src/prefect_server/services/graphql/server.py"
     )
 
 
-def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config):
+def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config, compose_version):
     published = {
         name: [str(port) for port in service.get("ports", [])]
         for name, service in config["services"].items() if service.get("ports")
     }
     assert published == {"ui": ["127.0.0.1:8080:8080/tcp"], "apollo": ["127.0.0.1:4200:4200/tcp"]}
-    moved = compose_config(UI_PORT="9080", APOLLO_PORT="9200")
+    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200")
     assert moved["services"]["ui"]["ports"] == ["127.0.0.1:9080:8080/tcp"]
 
 
@@ -146,7 +184,7 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
     assert config["services"]["register"]["restart"] == "no"
 
 
-def test_secrets_come_from_env_and_a_missing_one_is_refused(config):
+def test_secrets_come_from_env_and_a_missing_one_is_refused(config, compose_version):
     services = config["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret"
     assert services["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == (
@@ -155,7 +193,7 @@ def test_secrets_come_from_env_and_a_missing_one_is_refused(config):
     assert services["towel"]["environment"]["PREFECT_SERVER__HASURA__ADMIN_SECRET"] == "hasura-secret"
     for missing in SECRETS:
         result = docker_compose(
-            "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE), "config",
+            compose_version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE), "config",
             env={**SECRETS, missing: "", "HOST_REPORTS_DIR": HOST_REPORTS},
         )
         assert result.returncode != 0

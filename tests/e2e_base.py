@@ -1,0 +1,75 @@
+"""The local base image `make e2e` builds the project image on, since no image can be
+pulled here: a Debian bullseye rootfs (Python 3.9, as the official python:3.9-slim) from
+debootstrap, the requirements installed into a venv in it from wheels downloaded on the
+host (containers cannot reach a package index here), then `docker import`. Made once and
+cached by the requirements' hash. Making it needs root (debootstrap, chroot).
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# What the stand-in needs besides the runtime requirements; typing-extensions is only
+# required by graphql-core on Python < 3.10, which pip on this host's newer Python skips.
+STANDIN_REQUIREMENTS = [
+    line for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    if line.startswith("graphql-core==")
+] + ["typing-extensions>=4,<5", "wheel"]
+
+
+def run(*args, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", True)
+    return subprocess.run([str(arg) for arg in args], **kwargs)
+
+
+def ensure_debootstrap() -> None:
+    """Installs debootstrap as root where it is missing; otherwise says what to install."""
+    if shutil.which("debootstrap"):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("e2e: making the base image needs root and debootstrap: run it as "
+                         "root, or install debootstrap (apt-get install debootstrap) and retry")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-qq", env=env)
+    run("apt-get", "install", "-y", "-qq", "debootstrap", env=env, stdout=subprocess.DEVNULL)
+
+
+def base_image() -> str:
+    """The local base image's tag; makes it when it is not there yet."""
+    recipe = (ROOT / "requirements.txt").read_bytes() + "\n".join(STANDIN_REQUIREMENTS).encode()
+    tag = f"users-report-base:py39-{hashlib.sha256(recipe).hexdigest()[:12]}"
+    if run("docker", "image", "inspect", tag, check=False, capture_output=True).returncode == 0:
+        print(f"   {tag} is cached")
+        return tag
+    ensure_debootstrap()
+    if os.geteuid() != 0:
+        raise SystemExit(f"e2e: making the base image {tag} needs root (debootstrap, chroot)")
+    with tempfile.TemporaryDirectory(prefix="e2e-base-") as work:
+        rootfs, wheels = Path(work) / "rootfs", Path(work) / "rootfs" / "tmp" / "wheels"
+        run("debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+            "bullseye", rootfs, stdout=subprocess.DEVNULL)
+        shutil.copy(ROOT / "requirements.txt", rootfs / "tmp" / "requirements.txt")
+        run(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+            "--python-version", "3.9", "--implementation", "cp", "--platform",
+            "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64", "--dest", wheels,
+            "-r", ROOT / "requirements.txt", *STANDIN_REQUIREMENTS)
+        quoted = " ".join(f"'{requirement}'" for requirement in STANDIN_REQUIREMENTS)
+        run("chroot", rootfs, "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c",
+            "python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --no-index "
+            f"--find-links /tmp/wheels -r /tmp/requirements.txt {quoted}")
+        shutil.rmtree(wheels)
+        shutil.rmtree(rootfs / "var" / "cache" / "apt", ignore_errors=True)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        run("docker", "import", "--change", f"ENV PATH={VENV_PATH}", "--change", "ENV LANG=C.UTF-8",
+            # No container reaches a package index here: pip settles for what is installed
+            # (Prefect's Docker storage runs `pip install pip --upgrade`) instead of failing.
+            "--change", "ENV PIP_NO_INDEX=1", "--change", 'CMD ["python3"]', "-", tag,
+            stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        tar.wait()
+    print(f"   made {tag}")
+    return tag
