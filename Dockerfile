@@ -18,5 +18,7 @@ ARG APP_UID=1000
 RUN useradd --uid "${APP_UID}" --create-home app
 
 COPY flows/ flows/
+# The offline users API (`make up OFFLINE=1`): in the image, outside the flow's version.
+COPY demo/ demo/
 COPY agent/ agent/
 COPY register.py .

@@ -72,7 +72,7 @@ smoke: $(READY) ## one ad-hoc run through the running stack, checked: make smoke
 	@PREFECT__BACKEND=server PREFECT__SERVER__HOST=http://localhost \
 	PREFECT__SERVER__PORT=$(call setting,APOLLO_PORT,4200) \
 	HOST_REPORTS_DIR="$(call setting,HOST_REPORTS_DIR,reports)" \
-	$(BIN)/python -m tests.smoke --n-users "$(N_USERS)" --timeout "$(SMOKE_TIMEOUT)"
+	$(BIN)/python -m tests.programs.smoke --n-users "$(N_USERS)" --timeout "$(SMOKE_TIMEOUT)"
 
 # The virtual environment is made on first use and again when the requirements change.
 $(READY): requirements.txt requirements-dev.txt
@@ -87,7 +87,7 @@ test: $(READY) ## run the whole test suite (no internet, server or Docker engine
 	$(BIN)/python -m pytest
 
 e2e: $(READY) ## the stack's own services and real flow containers on this Docker engine
-	$(BIN)/python -m tests.e2e
+	$(BIN)/python -m tests.programs.e2e
 
 bench: $(READY) ## measure speed and memory against the local fake users API
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.programs.bench

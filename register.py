@@ -26,11 +26,12 @@ from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE, load_stack_setting
 ROOT = Path(__file__).resolve().parent
 
 
-def code_version() -> str:
-    """A hash of the code and pins the flow image carries: its tag, and so its version."""
+def code_version(root: Path = ROOT) -> str:
+    """A hash of the flow's code and pins: the flow image's tag, and so its version. The
+    rest of the image (the offline users API, the agent's start-up) is not the flow's."""
     digest = hashlib.sha256()
-    for path in sorted(ROOT.glob("flows/**/*.py")) + [ROOT / "requirements.txt"]:
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted(root.glob("flows/**/*.py")) + [root / "requirements.txt"]:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.users_report.demo_api import DemoUsersAPI, free_port
+from demo.users_api import DemoUsersAPI
 from flows.users_report.pacing import LEDGER_NAME
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT, free_port
 
 
 def closed_port_url() -> str:

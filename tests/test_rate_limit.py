@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-from flows.users_report.demo_api import COLUMNS, DemoUsersAPI
+from demo.users_api import COLUMNS, DemoUsersAPI
 from tests.conftest import finish, report_names, start_run
 from tests.test_users_report import expected_rows, read_csv
 

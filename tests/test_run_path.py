@@ -17,10 +17,11 @@ import pytest
 import requests
 from prefect.utilities.configuration import set_temporary_config
 
-from flows.users_report.demo_api import DemoUsersAPI, free_port
+from demo.users_api import DemoUsersAPI
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
-from tests.conftest import ROOT, report_names
+from tests.conftest import report_names
 from tests.prefect_api_standin import PrefectAPIStandIn
+from tests.support import ROOT, free_port, run_module as run_program
 
 
 @pytest.fixture
@@ -48,8 +49,7 @@ def stack_env(standin, users_api, tmp_path):
 
 
 def run_module(args, env, stdin=None):
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, input=stdin,
-                            capture_output=True, text=True, timeout=180)
+    result = run_program(args, env, stdin)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -70,7 +70,7 @@ def only_flow(standin):
 
 def agent_polls(env, polls=2):
     """The agent as agent/start.py builds it; the container it would create, if any."""
-    probe = json.loads(run_module(["-m", "tests.agent_probe", "poll", str(polls)], env)
+    probe = json.loads(run_module(["-m", "tests.support.agent_probe", "poll", str(polls)], env)
                        .stdout.strip().splitlines()[-1])
     return [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
 
@@ -83,7 +83,7 @@ def run_container_here(create, env, **prefect_config):
     container_env = {**create["environment"], "REPORTS_DIR": host_dir,
                      "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"], **prefect_config}
     assert create["command"] == "prefect execute flow-run"
-    return subprocess.run([sys.executable, "-m", "tests.run_flow_in_place"], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "tests.support.run_flow_in_place"], cwd=ROOT,
                           env=container_env, capture_output=True, text=True, timeout=180)
 
 
@@ -231,7 +231,7 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
 
 
 def start_smoke(env, *args):
-    return subprocess.Popen([sys.executable, "-m", "tests.smoke", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tests.programs.smoke", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

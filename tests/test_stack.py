@@ -7,8 +7,8 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
-from tests.compose_versions import V2_BINARY, compose_v1
-from tests.conftest import ROOT
+from tests.support import ROOT, run_module
+from tests.support.compose_versions import V2_BINARY, compose_v1
 
 COMPOSE_VERSIONS = ["v2", "v1"]
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
@@ -110,21 +110,13 @@ def template_config(tmp_path_factory, compose_version):
     return short_syntax(yaml.safe_load(result.stdout))
 
 
-def run_python(args, env: dict, stdin=None) -> subprocess.CompletedProcess:
-    """A program of this checkout, in a process with only the given environment."""
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, input=stdin, capture_output=True, text=True,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}, timeout=120,
-    )
-
-
 def dry_run(env: dict) -> subprocess.CompletedProcess:
-    return run_python(["register.py", "--dry-run"], env)
+    return run_module(["register.py", "--dry-run"], env)
 
 
 def deploy_through_agent(env: dict, registered: dict) -> dict:
     """What DockerAgent, started as agent/start.py starts it, asked of Docker."""
-    result = run_python(["-m", "tests.agent_probe", "deploy"], env, stdin=json.dumps(registered))
+    result = run_module(["-m", "tests.support.agent_probe", "deploy"], env, stdin=json.dumps(registered))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -284,6 +276,23 @@ def test_registration_is_the_same_each_time(config, registered):
     assert json.loads(again.stdout)["serialized_flow"] == registered["serialized_flow"]
 
 
+def test_the_flow_image_tag_follows_the_flows_code_not_the_demo_users_api(tmp_path):
+    from register import code_version
+
+    for part in ("flows", "demo", "requirements.txt"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(ROOT / part, tmp_path / part)
+    tag = code_version(tmp_path)
+    assert tag == code_version(ROOT)
+
+    with open(tmp_path / "demo" / "users_api.py", "a") as fake:
+        fake.write("\n# an edit to the fake users API\n")
+    assert code_version(tmp_path) == tag
+    with open(tmp_path / "flows" / "users_report" / "tasks.py", "a") as tasks:
+        tasks.write("\n# an edit to the flow\n")
+    assert code_version(tmp_path) != tag
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("SCHEDULE_CRON", "61 * * * *", "error: SCHEDULE_CRON='61 * * * *' is not a cron expression"),
     ("SCHEDULE_CRON", "every day", "error: SCHEDULE_CRON='every day' is not a cron expression"),
@@ -357,6 +366,6 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
 ])
 def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, message):
     env = {**service_env(config, "agent"), setting: value, "APOLLO_WAIT_SECONDS": "1"}
-    result = run_python(["-m", "agent.start"], env)
+    result = run_module(["-m", "agent.start"], env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import closed_port_url, finish, report_names, start_run
-from flows.users_report.demo_api import COLUMNS, users_csv
+from demo.users_api import COLUMNS, users_csv
 
 MESSAGES = (
     "Dados baixados com sucesso!",

@@ -17,11 +17,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.users_report.demo_api import free_port
 from flows.users_report.pacing import minimum_wait
 from flows.users_report.utils import duration
+from tests.support import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 
 MIB = 1024  # ru_maxrss is in KiB
 
@@ -67,7 +66,7 @@ def run_once(kind: str, n_users: int, url: str, settings: dict) -> dict:
                "USERS_API_LIMIT": "0"}
         env.update({key: str(value) for key, value in settings.items()})
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench", "--child", kind, str(n_users)],
+            [sys.executable, "-m", "tests.programs.bench", "--child", kind, str(n_users)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
         )
         output = process.stdout.read()
@@ -86,7 +85,7 @@ def fake_api(latency: float = 0.0, limit: int = 0, window: float = 300):
     """The fake users API in its own process, so it does not share the measured one's GIL."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "flows.users_report.demo_api", "--port", str(port),
+        [sys.executable, "-m", "demo.users_api", "--port", str(port),
          "--latency", str(latency), "--lifetime", "1800", "--limit", str(limit),
          "--window", str(window)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,

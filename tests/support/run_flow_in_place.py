@@ -10,7 +10,8 @@ from unittest import mock
 import prefect.storage.docker
 from prefect.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 IMAGE_ROOT = "/app"
 load_script = prefect.storage.docker.extract_flow_from_file
 

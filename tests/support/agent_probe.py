@@ -1,8 +1,8 @@
 """Runs the agent exactly as `agent/start.py` builds it, against a fake Docker client, and
 prints what reached Docker as JSON. Run it with the agent container's environment.
 
-    python -m tests.agent_probe deploy < dry-run.json   deploy one made-up run of that flow
-    python -m tests.agent_probe poll 3                  poll the API 3 times, deploy what is due
+    python -m tests.support.agent_probe deploy < dry-run.json   deploy one made-up run of that flow
+    python -m tests.support.agent_probe poll 3                  poll the API 3 times, deploy what is due
 """
 import json
 import sys
@@ -13,7 +13,7 @@ from prefect.utilities.graphql import GraphQLResult
 
 from agent.start import build_agent
 from flows.users_report.settings import load_stack_settings
-from flows.users_report.demo_api import free_port
+from tests.support import free_port
 
 
 class FakeDockerClient:

@@ -29,12 +29,11 @@ from pathlib import Path
 
 import yaml
 
-from flows.users_report.demo_api import free_port
-from tests.compose_versions import compose_v1, docker_config_with_v2
-from tests.e2e_base import base_image, run
-from tests.smoke import check_report
+from tests.support import ROOT, free_port
+from tests.support.compose_versions import compose_v1, docker_config_with_v2
+from tests.programs.e2e_base import base_image, run
+from tests.programs.smoke import check_report
 
-ROOT = Path(__file__).resolve().parents[1]
 LONG_RUNNING = ("postgres", "hasura", "graphql", "towel", "apollo", "ui", "agent", "users-api")
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
 LOAD_RUNS, LOAD_USERS = 20, 1000

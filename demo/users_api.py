@@ -7,14 +7,13 @@ size. Names carry accents and some values quoted commas. It can add latency, fai
 of requests with 503 (to show retries), limit each client as the real API does (see
 `DemoUsersAPI.limit`) and, for tests, answer with chosen faults (see `DemoUsersAPI.faults`). Tests run it on 127.0.0.1 with a lifetime, so it stops by itself.
 
-    python -m flows.users_report.demo_api --port 8999 --latency 0.05 --fail-rate 0.2
+    python -m demo.users_api --port 8999 --latency 0.05 --fail-rate 0.2
 """
 import argparse
 import csv
 import io
 import json
 import random
-import socket
 import threading
 import time
 import uuid
@@ -60,13 +59,6 @@ TIMEZONES = [
     ("+1:00", "Brussels, Copenhagen, Madrid, Paris"),
     ("-5:00", "Eastern Time (US & Canada), Bogota, Lima"),
 ]
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _random_user(rng: random.Random, user_id: str) -> list:
