@@ -21,4 +21,4 @@ COPY flows/ flows/
 # The offline users API (`make up OFFLINE=1`): in the image, outside the flow's version.
 COPY demo/ demo/
 COPY agent/ agent/
-COPY register.py .
+COPY register.py deployment.py ./

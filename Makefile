@@ -28,7 +28,9 @@ setting = $${$(1):-$$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# Written once, from .env.example, with fresh random secrets; never overwritten.
+# Written once, from .env.example, never overwritten: each empty secret gets 24 random bytes
+# in hex, the reports folder its absolute path (the agent binds it from the host), APP_UID
+# your uid (1000 when root: flow runs never run as root). umask 077: only you read it.
 .env:
 	@secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }; \
 	uid=$$(id -u); [ "$$uid" != 0 ] || uid=1000; \
@@ -38,6 +40,8 @@ help: ## list the commands
 	  .env.example > $@
 	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
 
+# Everything but the one-shot register step, then register in the foreground: `run` waits
+# for the agent to be healthy and exits with register's own exit code.
 up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1: demo users API)
 ifneq ($(OFFLINE),)
 	@$(record_offline)

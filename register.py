@@ -17,9 +17,8 @@ from pathlib import Path
 import prefect
 from prefect.run_configs import DockerRun
 from prefect.storage import Docker
-from prefect.utilities.graphql import with_args
 
-from agent.start import ensure_tenant
+from deployment import ensure_project
 from flows.users_report.schedules import build_schedule
 from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE, load_stack_settings
 
@@ -56,13 +55,6 @@ def deployment(settings):
         build_kwargs={"rm": True, "forcerm": True},
     )
     return flow
-
-
-def ensure_project(client: prefect.Client, name: str) -> None:
-    ensure_tenant(client)
-    query = {"query": {with_args("project", {"where": {"name": {"_eq": name}}}): {"id"}}}
-    if not client.graphql(query).data.project:
-        client.create_project(project_name=name)
 
 
 def main(argv=None) -> int:

@@ -10,13 +10,11 @@
 """
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import prefect
 from prefect.agent.docker import DockerAgent
 
+from deployment import ensure_tenant, wait_for_apollo
 from flows.users_report.settings import (
     FLOW_REPORTS_DIR,
     PIPELINE_VARIABLES,
@@ -27,27 +25,6 @@ from flows.users_report.settings import (
 
 # The agent's own health endpoint, for the compose healthcheck.
 AGENT_ADDRESS = "http://0.0.0.0:8080"
-
-
-def wait_for_apollo(seconds: float) -> None:
-    url = f"{prefect.config.server.endpoint}/.well-known/apollo/server-health"
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, OSError) as exc:
-            if time.monotonic() >= deadline:
-                raise SystemExit(
-                    f"error: Prefect Server's API did not answer at {url} within "
-                    f"{seconds:g} s ({exc}); see `make logs` for apollo and graphql"
-                ) from None
-        time.sleep(2)
-
-
-def ensure_tenant(client: prefect.Client) -> None:
-    if not client.get_available_tenants():
-        client.create_tenant(name="default")
 
 
 def build_agent(settings: StackSettings) -> DockerAgent:

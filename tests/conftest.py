@@ -1,14 +1,19 @@
-"""Shared fixtures: the fake users API on loopback and a runner of the real `make run` entry."""
+"""Shared fixtures and helpers: the fake users API on loopback, a runner of the real `make
+run` entry, and the compose file resolved by Compose v2 and v1."""
 import os
+import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from demo.users_api import DemoUsersAPI
 from flows.users_report.pacing import LEDGER_NAME
 from tests.support import ROOT, free_port
+from tests.support.compose_versions import COMPOSE_VERSIONS, V2_BINARY, compose_v1
 
 
 def closed_port_url() -> str:
@@ -79,3 +84,75 @@ def run_pipeline(users_api, reports_dir):
         return finish(start_run(url or users_api.url, reports_dir, n_users, **settings))
 
     return run
+
+
+@pytest.fixture(scope="module", params=COMPOSE_VERSIONS)
+def compose_version(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def config(compose_version):
+    return compose_config(compose_version)
+
+
+# ---- `compose config` for the tests, under either version --------------------------------
+
+SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "HASURA_ADMIN_SECRET": "hasura-secret"}
+HOST_REPORTS = "/srv/office/reports"
+# Compose reads .env of the project directory unless told another file: an empty one here.
+NO_ENV_FILE = Path(tempfile.mkdtemp(prefix="compose-env-")) / "empty.env"
+NO_ENV_FILE.write_text("")
+
+
+def compose_command(version: str) -> str:
+    if version == "v2":
+        return str(V2_BINARY)
+    v1 = compose_v1()
+    if v1 is None:
+        message = "docker-compose 1.29 is not installed (Debian: apt-get install docker-compose)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return v1
+
+
+def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    # Only what is given: no .env or shell setting of the developer's leaks in.
+    clean = {"PATH": os.environ["PATH"], **(env or {})}
+    return subprocess.run(
+        [compose_command(version), "--project-directory", str(cwd), *args],
+        cwd=cwd, env=clean, capture_output=True, text=True,
+    )
+
+
+def compose_config(version="v2", **env) -> dict:
+    """The resolved compose file, every profile's services included (v2 leaves out those of
+    profiles not asked for)."""
+    result = docker_compose(
+        version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE),
+        "--profile", "offline", "config",
+        env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return short_syntax(yaml.safe_load(result.stdout))
+
+
+def short_syntax(config: dict) -> dict:
+    """Compose v2 writes ports, volumes and commands in long syntax and adds defaults
+    (`required`, volume names); v1 keeps the short one. One form for both, to compare."""
+    for service in config["services"].values():
+        if isinstance(service.get("command"), str):
+            service["command"] = shlex.split(service["command"])
+        service["ports"] = [
+            port if isinstance(port, str) else
+            f"{port['host_ip']}:{port['published']}:{port['target']}/{port['protocol']}"
+            for port in service.get("ports", [])]
+        service["volumes"] = [
+            volume if isinstance(volume, str) else
+            f"{volume['source']}:{volume['target']}:{'ro' if volume.get('read_only') else 'rw'}"
+            for volume in service.get("volumes", [])]
+        for dependency in service.get("depends_on", {}).values():
+            dependency.pop("required", None)
+    config["volumes"] = {name: {} for name in config.get("volumes", {})}
+    return config

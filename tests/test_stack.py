@@ -1,113 +1,20 @@
-"""The stack's wiring, proved with the real tools: `docker-compose config`, register.py,
-Prefect's Docker storage and Prefect's DockerAgent (against a fake Docker client).
+"""The deployment, proved with the real tools on the resolved compose file (v2 and v1):
+register.py, Prefect's Docker storage and Prefect's DockerAgent (against a fake Docker client).
 
 The official server images cannot be pulled here, so nothing in this file starts one.
 """
 import json
-import os
 import re
-import shlex
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pendulum
-import prefect
 import pytest
-import yaml
 
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
 from tests.support import ROOT, run_module
-from tests.support.compose_versions import V2_BINARY, compose_v1
-
-COMPOSE_VERSIONS = ["v2", "v1"]
-SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "HASURA_ADMIN_SECRET": "hasura-secret"}
-HOST_REPORTS = "/srv/office/reports"
-# Compose reads .env of the project directory unless told another file: an empty one here.
-NO_ENV_FILE = Path(tempfile.mkdtemp(prefix="compose-env-")) / "empty.env"
-NO_ENV_FILE.write_text("")
-
-
-def compose_command(version: str) -> str:
-    if version == "v2":
-        return str(V2_BINARY)
-    v1 = compose_v1()
-    if v1 is None:
-        message = "docker-compose 1.29 is not installed (Debian: apt-get install docker-compose)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return v1
-
-
-def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
-    # Only what is given: no .env or shell setting of the developer's leaks in.
-    clean = {"PATH": os.environ["PATH"], **(env or {})}
-    return subprocess.run(
-        [compose_command(version), "--project-directory", str(cwd), *args],
-        cwd=cwd, env=clean, capture_output=True, text=True,
-    )
-
-
-def compose_config(version="v2", **env) -> dict:
-    """The resolved compose file, every profile's services included (v2 leaves out those of
-    profiles not asked for)."""
-    result = docker_compose(
-        version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE),
-        "--profile", "offline", "config",
-        env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
-    )
-    assert result.returncode == 0, result.stderr
-    return short_syntax(yaml.safe_load(result.stdout))
-
-
-def short_syntax(config: dict) -> dict:
-    """Compose v2 writes ports, volumes and commands in long syntax and adds defaults
-    (`required`, volume names); v1 keeps the short one. One form for both, to compare."""
-    for service in config["services"].values():
-        if isinstance(service.get("command"), str):
-            service["command"] = shlex.split(service["command"])
-        service["ports"] = [
-            port if isinstance(port, str) else
-            f"{port['host_ip']}:{port['published']}:{port['target']}/{port['protocol']}"
-            for port in service.get("ports", [])]
-        service["volumes"] = [
-            volume if isinstance(volume, str) else
-            f"{volume['source']}:{volume['target']}:{'ro' if volume.get('read_only') else 'rw'}"
-            for volume in service.get("volumes", [])]
-        for dependency in service.get("depends_on", {}).values():
-            dependency.pop("required", None)
-    config["volumes"] = {name: {} for name in config.get("volumes", {})}
-    return config
-
-
-@pytest.fixture(scope="module", params=COMPOSE_VERSIONS)
-def compose_version(request):
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def config(compose_version):
-    return compose_config(compose_version)
-
-
-@pytest.fixture(scope="module")
-def template_config(tmp_path_factory, compose_version):
-    """prefect 0.15.9's own server compose file, resolved as `prefect server start` does."""
-    from prefect.cli.server import setup_compose_env
-
-    template = Path(prefect.__file__).parent / "cli" / "docker-compose.yml"
-    env = setup_compose_env(
-        version=None, ui_version=None, no_upgrade=False, postgres_port=5432,
-        hasura_port=3000, graphql_port=4201, ui_port=8080, server_port=4200,
-        volume_path=str(tmp_path_factory.mktemp("pg")),
-    )
-    result = docker_compose(compose_version, "-f", str(template), "config", env=env,
-                            cwd=tmp_path_factory.mktemp("template"))
-    assert result.returncode == 0, result.stderr
-    return short_syntax(yaml.safe_load(result.stdout))
+from tests.conftest import HOST_REPORTS
 
 
 def dry_run(env: dict) -> subprocess.CompletedProcess:
@@ -133,83 +40,6 @@ def registered(config):
     result = dry_run(service_env(config, "register"))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def test_server_services_use_the_images_of_prefects_own_template(config, template_config):
-    assert set(config["services"]) == SERVER_SERVICES | {"agent", "register", "users-api"}
-    assert config["services"]["users-api"]["profiles"] == ["offline"]
-    for name in SERVER_SERVICES:
-        ours, theirs = config["services"][name], template_config["services"][name]
-        assert ours["image"] == theirs["image"], name
-        assert ours["command"] == theirs["command"] or name in {"graphql", "postgres"}, name
-    assert config["services"]["apollo"]["image"] == "prefecthq/apollo:core-0.15.9"
-    # The template's command runs whatever PREFECT_SERVER_DB_CMD says; ours upgrades.
-    assert config["services"]["graphql"]["command"][:2] == ["bash", "-c"]
-    assert config["services"]["graphql"]["command"][2].startswith(
-        "prefect-server database upgrade -y && python src/prefect_server/services/graphql/server.py"
-    )
-
-
-def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config, compose_version):
-    published = {
-        name: [str(port) for port in service.get("ports", [])]
-        for name, service in config["services"].items() if service.get("ports")
-    }
-    assert published == {"ui": ["127.0.0.1:8080:8080/tcp"], "apollo": ["127.0.0.1:4200:4200/tcp"]}
-    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200")
-    assert moved["services"]["ui"]["ports"] == ["127.0.0.1:9080:8080/tcp"]
-
-
-def test_postgres_keeps_its_data_in_a_named_volume(config):
-    assert config["volumes"] == {"postgres-data": {}}
-    assert config["services"]["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data:rw"]
-
-
-def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependencies(config):
-    for name, service in config["services"].items():
-        if name != "register":
-            assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
-            assert service["restart"] == "unless-stopped", name
-        for dependency in service.get("depends_on", {}).values():
-            assert dependency == {"condition": "service_healthy"}, name
-    assert config["services"]["register"]["depends_on"] == {"agent": {"condition": "service_healthy"}}
-    assert config["services"]["register"]["restart"] == "no"
-
-
-def test_secrets_come_from_env_and_a_missing_one_is_refused(config, compose_version):
-    services = config["services"]
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret"
-    assert services["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == (
-        "postgresql://prefect:pg-secret@postgres:5432/prefect_server"
-    )
-    assert services["towel"]["environment"]["PREFECT_SERVER__HASURA__ADMIN_SECRET"] == "hasura-secret"
-    for missing in SECRETS:
-        result = docker_compose(
-            compose_version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE), "config",
-            env={**SECRETS, missing: "", "HOST_REPORTS_DIR": HOST_REPORTS},
-        )
-        assert result.returncode != 0
-        assert f"{missing} is not set - run `make up`" in result.stderr
-
-
-def test_compose_and_dockerfile_agree_on_the_base_image(config):
-    dockerfile_default = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
-    assert config["services"]["agent"]["build"]["args"]["BASE_IMAGE"] == dockerfile_default[1]
-    assert dockerfile_default[1] == "python:3.9-slim"
-
-
-def test_env_example_has_no_secret_and_documents_every_setting():
-    example = (ROOT / ".env.example").read_text()
-    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
-    assert re.search(r"^HASURA_ADMIN_SECRET=$", example, re.M)
-    settings = (ROOT / "flows" / "users_report" / "settings.py").read_text()
-    compose = (ROOT / "docker-compose.yml").read_text()
-    read = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', settings))
-    interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
-    readme = (ROOT / "README.md").read_text()
-    for name in read | interpolated:
-        assert re.search(rf"^#? ?{name}=", example, re.M), f"{name} not in .env.example"
-        assert f"`{name}`" in readme, f"{name} not in the README"
 
 
 def test_agent_and_flow_runs_share_the_server_network_and_the_label(config, registered):

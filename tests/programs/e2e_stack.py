@@ -1,0 +1,161 @@
+"""The compose project `make e2e` makes with the Makefile, in its own copy of the checkout,
+and what it asks of it: make, compose, the stand-in's tables, runs and their reports."""
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.programs.e2e_base import run
+from tests.programs.smoke import check_report
+from tests.support import ROOT, free_port
+from tests.support.compose_versions import compose_v1, docker_config_with_v2
+
+FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
+
+
+def output(*args, **kwargs) -> str:
+    return run(*args, capture_output=True, text=True, **kwargs).stdout.strip()
+
+
+def fresh_copy(destination: Path) -> Path:
+    """This checkout's files as they are now, tracked or new, without what git ignores."""
+    listed = output("git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)  # mtimes kept: make sees the venv as fresh
+    return destination
+
+
+class Stack:
+    """One compose project made with the Makefile, in its own copy of the checkout."""
+
+    def __init__(self, version: str, base: str, work: Path):
+        self.version, self.name = version, f"users-report-e2e-{version}"
+        self.dir = fresh_copy(work / "checkout")
+        self.reports = self.dir / "reports"
+        self.app_uid = os.getuid() or 1000  # what `make up` writes into .env
+        self.apollo_port, self.ui_port = free_port(), free_port()
+        self.flow_image = f"{self.name}-flow"
+        self.env = {
+            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+            # Where Docker looks for CLI plugins: Compose v2 for v2, none for v1.
+            "DOCKER_CONFIG": str(docker_config_with_v2(work / "docker") if version == "v2"
+                                 else work / "docker"),
+            "COMPOSE_PROJECT_NAME": self.name,
+            "COMPOSE_FILE": "docker-compose.yml:tests/programs/docker-compose.placeholders.yml",
+            "PREFECT_NETWORK": self.name, "PROJECT_IMAGE": f"{self.name}:latest",
+            "FLOW_IMAGE": self.flow_image, "BASE_IMAGE": base,
+            "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
+            "SCHEDULE_CRON": "* * * * *", "SCHEDULE_N_USERS": "5",
+            "HTTP_RETRIES": "1", "HTTP_RETRY_DELAY": "1",
+        }
+        (work / "docker").mkdir(exist_ok=True)
+        if "DOCKER_HOST" in os.environ:
+            self.env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+        # v2 through the Makefile's own detection; v1 named, as a user without v2 has it.
+        self.compose_command = ["docker", "compose"] if version == "v2" else [compose_v1()]
+        self.make_args = [] if version == "v2" else [f"COMPOSE={self.compose_command[0]}"]
+        self.api = f"http://127.0.0.1:{self.apollo_port}"
+
+    def refuse_if_in_use(self) -> None:
+        """Two stacks must not share a project, network or volume: stop rather than join one."""
+        containers = output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}")
+        network = run("docker", "network", "inspect", self.name, check=False, capture_output=True)
+        volume = run("docker", "volume", "inspect", f"{self.name}_postgres-data", check=False,
+                     capture_output=True)
+        if containers or network.returncode == 0 or volume.returncode == 0:
+            raise SystemExit(f"e2e: the compose project {self.name} is in use (its containers, "
+                             f"network or volume exist): is another make e2e running? If not, "
+                             f"remove them: docker compose -p {self.name} down --volumes")
+
+    def make(self, *args, check=True) -> subprocess.CompletedProcess:
+        result = run("make", "--no-print-directory", "-C", self.dir, *args,
+                     f"VENV={ROOT / '.venv'}", *self.make_args, env=self.env, check=False,
+                     capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"make {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        return result
+
+    def compose(self, *args, **kwargs) -> subprocess.CompletedProcess:
+        return run(*self.compose_command, *args, cwd=self.dir,
+                   env={**self.env, "COMPOSE_PROFILES": "offline"}, **kwargs)
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", service, capture_output=True, text=True).stdout.strip()
+
+    def wait_healthy(self, service: str, seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            status = output("docker", "inspect", "-f", "{{.State.Health.Status}}", self.container(service))
+            if status == "healthy":
+                return
+            time.sleep(1)
+        raise AssertionError(f"{service} is not healthy after {seconds:g} s ({status})")
+
+    def state(self) -> dict:
+        with urllib.request.urlopen(f"{self.api}/standin/state", timeout=10) as response:
+            return json.load(response)["tables"]
+
+    def active_flow(self) -> dict:
+        (flow,) = [flow for flow in self.state()["flow"].values() if not flow["archived"]]
+        return flow
+
+    def create_run(self, **kwargs) -> str:
+        import prefect
+        from prefect.utilities.configuration import set_temporary_config
+
+        with set_temporary_config({"backend": "server", "cloud.api": self.api,
+                                   "cloud.graphql": f"{self.api}/graphql"}):
+            return prefect.Client().create_flow_run(flow_id=self.active_flow()["id"], **kwargs)
+
+    def wait_for_runs(self, run_ids, seconds: float = 180) -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            runs = {run_id: self.state()["flow_run"][run_id] for run_id in run_ids}
+            if all(run["state"] in FINISHED for run in runs.values()) or time.monotonic() > deadline:
+                return runs
+            time.sleep(1)
+
+    def explain(self, run_id: str) -> str:
+        """A run's state, its task runs' states and messages, its logs and the agent's lines
+        about it: what a failing hop prints."""
+        tables = self.state()
+        flow_run = tables["flow_run"][run_id]
+        tasks = {task["id"]: task["slug"] for task in tables["task"].values()}
+        lines = [f"run {run_id}: {flow_run['state']}: {flow_run['state_message']}"]
+        lines += [f"  task {tasks.get(t['task_id'])}[{t['map_index']}]: {t['state']}: {t['state_message']}"
+                  for t in tables["task_run"].values() if t["flow_run_id"] == run_id]
+        lines += [f"  log {log['message'].strip()[:200]}" for log in tables["log"].values()
+                  if log["flow_run_id"] == run_id][-15:]
+        agent_log = self.compose("logs", "--no-color", "agent", capture_output=True, text=True).stdout
+        lines += [f"  agent {line}" for line in agent_log.splitlines() if run_id in line][-10:]
+        return "\n".join(lines)
+
+    def successful_runs(self, n_users: int, count: int = 1, seconds: float = 180) -> list:
+        run_ids = [self.create_run(parameters={"n_users": n_users}) for _ in range(count)]
+        runs = self.wait_for_runs(run_ids, seconds)
+        failed = [run_id for run_id, flow_run in runs.items() if flow_run["state"] != "Success"]
+        if failed:
+            raise AssertionError(f"{len(failed)} of {count} runs did not succeed:\n"
+                                 + "\n".join(self.explain(run_id) for run_id in failed))
+        return [self.report_of(run_id, n_users) for run_id in run_ids]
+
+    def report_of(self, run_id: str, n_users: int) -> str:
+        assert len(list(self.reports.glob(f"users-report-*-{run_id[:8]}.csv"))) == 1
+        report = check_report(self.reports, run_id, n_users)  # the run's, with n_users rows
+        owner = report.stat().st_uid
+        assert owner == self.app_uid, f"{report.name} belongs to uid {owner}, not {self.app_uid}"
+        return f"{report.name}: {n_users} rows, owner uid {owner}"
+
+    def tear_down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        images = output("docker", "images", "--format", "{{.Repository}}:{{.Tag}}", self.flow_image).split()
+        run("docker", "rmi", "--force", self.env["PROJECT_IMAGE"], *images, check=False,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
