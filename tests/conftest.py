@@ -12,6 +12,7 @@ import yaml
 
 from demo.users_api import DemoUsersAPI
 from flows.users_report.pacing import LEDGER_NAME
+from tests.prefect_api_standin import PrefectAPIStandIn
 from tests.support import ROOT, free_port
 from tests.support.compose_versions import COMPOSE_VERSIONS, V2_BINARY, compose_v1
 
@@ -47,6 +48,30 @@ def reports_dir(tmp_path):
     path = tmp_path / "reports"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def standin():
+    api = PrefectAPIStandIn().serve(lifetime=300)
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def stack_env(standin, users_api, tmp_path):
+    """What compose gives the agent and the register step, pointed at the stand-in."""
+    (tmp_path / "host-reports").mkdir()
+    return {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "PREFECT__BACKEND": "server",
+        "PREFECT__SERVER__HOST": "http://127.0.0.1",
+        "PREFECT__SERVER__PORT": standin.url.rsplit(":", 1)[1],
+        "HOST_REPORTS_DIR": str(tmp_path / "host-reports"),
+        "RANDOMUSER_URL": users_api.url,
+        "HTTP_RETRIES": "1",
+        "HTTP_RETRY_DELAY": "0.05",
+    }
 
 
 def pipeline_env(url: str, reports_dir: Path, **settings) -> dict:

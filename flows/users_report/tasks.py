@@ -29,7 +29,14 @@ from flows.users_report.pages import (
     parse_page,
 )
 from flows.users_report.settings import API_MAX_PAGE, load_settings
-from flows.users_report.utils import check_n_users, duration, log, run_name, staging_dir
+from flows.users_report.utils import (
+    check_inputs,
+    check_n_users,
+    duration,
+    log,
+    run_name,
+    staging_dir,
+)
 
 SETTINGS = load_settings()
 
@@ -58,6 +65,7 @@ def plan_pages(n_users) -> List[Page]:
     """Checks `n_users` and splits it into pages of one seed, so the pages never overlap;
     says up front how long the users API's limit makes the run wait."""
     try:
+        check_inputs(prefect.context.get("parameters", {}))
         n = check_n_users(n_users)
     except ValueError as exc:
         raise signals.FAIL(str(exc)) from None

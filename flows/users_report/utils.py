@@ -16,6 +16,22 @@ def log(message: str) -> None:
     prefect.context.logger.info(f"\n{message}")
 
 
+# The flow's inputs: its Parameters in flows.py.
+INPUTS = ("n_users",)
+
+
+def check_inputs(given) -> None:
+    """Raises ValueError naming any input the flow does not take. Prefect Server passes an
+    undeclared one through, so a misspelt `n_user` would otherwise leave n_users at its
+    default and the run would quietly make 10 users."""
+    unknown = sorted(set(given) - set(INPUTS))
+    if unknown:
+        raise ValueError(
+            f"unknown input {', '.join(map(repr, unknown))}: the flow takes "
+            f"{', '.join(INPUTS)} (a whole number from 1 to {MAX_USERS:,})"
+        )
+
+
 def check_n_users(value) -> int:
     """Returns `n_users` as an int, or raises ValueError saying what is allowed.
 

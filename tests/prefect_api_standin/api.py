@@ -10,6 +10,7 @@ from graphql import GraphQLError, graphql_sync, parse
 from tests.prefect_api_standin.schema import build_standin_schema
 from tests.prefect_api_standin.tables import Tables, as_time, now
 
+QUEUED_RUNS_RETURNED_LIMIT = 25  # prefect_server's config.toml
 FINISHED_TASK_STATES = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped",
                         "TriggerFailed", "Mapped", "Cached"}
 
@@ -77,6 +78,12 @@ class PrefectAPIStandIn(Tables):
     def resolve_task_run(self, info, **args):
         return self.select("task_run", **args)
 
+    def resolve_flow_group(self, info, **args):
+        return self.select("flow_group", **args)
+
+    def resolve_flow_group_by_pk(self, info, id):
+        return self.view("flow_group", self.tables["flow_group"].get(id))
+
     def resolve_flow_by_pk(self, info, id):
         return self.view("flow", self.tables["flow"].get(id))
 
@@ -129,36 +136,71 @@ class PrefectAPIStandIn(Tables):
         return {"id": self.insert("project", tenant_id=input["tenant_id"], name=input["name"])["id"]}
 
     def resolve_create_flow_from_compressed_string(self, info, input):
+        """As graphql/flows.py and api/flows.py create_flow do (PrefectHQ/server 0f74a9a):
+        versions are grouped by version_group_id (given, else the one of the latest flow of
+        that name in the project, else a new one), which names the flow group; the group's
+        settings keep the last idempotency key, and a matching key returns the current
+        version; a new version archives the others."""
         from prefect.utilities.graphql import decompress
 
         serialized = decompress(input["serialized_flow"])
         project = self.tables["project"].get(input["project_id"])
         if project is None:
             raise GraphQLError(f"stand-in: no project {input['project_id']}")
-        versions = sorted(
-            (flow for flow in self.tables["flow"].values()
-             if flow["name"] == serialized["name"] and flow["project_id"] == project["id"]),
-            key=lambda flow: flow["version"])
-        latest = versions[-1] if versions else None
+        group_id = input.get("version_group_id")
+        if not group_id:
+            named = self.select("flow", {"project_id": {"_eq": project["id"]},
+                                         "name": {"_eq": serialized["name"]}},
+                                order_by={"created": "desc"}, limit=1)
+            group_id = named[0]["version_group_id"] if named else str(uuid.uuid4())
         key = input.get("idempotency_key")
-        if latest and key is not None and latest["idempotency_key"] == key:
-            return {"id": latest["id"]}
-        group = self.tables["flow_group"].get(latest["flow_group_id"]) if latest else None
+        group = next((g for g in self.tables["flow_group"].values() if g["name"] == group_id), None)
         if group is None:
-            group = self.insert("flow_group", labels=None, default_parameters={}, schedule=None)
-        for old in versions:
-            old["archived"], old["is_schedule_active"] = True, False
+            group = self.insert("flow_group", name=group_id, labels=None, default_parameters={},
+                                schedule=None, run_config=None, description=None,
+                                settings={"heartbeat_enabled": True, "lazarus_enabled": True,
+                                          "version_locking_enabled": False,
+                                          "idempotency_key": key})
+        else:
+            current = self.select("flow", {"version_group_id": {"_eq": group_id},
+                                           "archived": {"_eq": False}},
+                                  order_by={"version": "desc"}, limit=1)
+            if key and group["settings"].get("idempotency_key") == key and current:
+                return {"id": current[0]["id"]}
+            group["settings"]["idempotency_key"] = key
+        versions = [flow for flow in self.tables["flow"].values() if flow["version_group_id"] == group_id]
         flow = self.insert(
-            "flow", name=serialized["name"], version=(latest["version"] + 1 if latest else 1),
-            version_group_id=input.get("version_group_id"), flow_group_id=group["id"],
-            project_id=project["id"], archived=False,
-            is_schedule_active=bool(input.get("set_schedule_active")),
+            "flow", name=serialized["name"], version=max((f["version"] for f in versions), default=0) + 1,
+            version_group_id=group_id, flow_group_id=group["id"],
+            project_id=project["id"], archived=False, is_schedule_active=False,
             schedule=serialized.get("schedule"),
             parameters=serialized.get("parameters"), storage=serialized.get("storage"),
             environment=serialized.get("environment"), run_config=serialized.get("run_config"),
             core_version=serialized.get("__version__"), serialized_flow=serialized,
-            idempotency_key=key, settings={})
+            description=input.get("description"), settings=group["settings"])
+        for old in versions:
+            if not old["archived"]:
+                self.archive_flow(old)
+        if input.get("set_schedule_active", True):
+            self.resolve_set_schedule_active(info, {"flow_id": flow["id"]})
         return {"id": flow["id"]}
+
+    def archive_flow(self, flow):
+        """As api/flows.py archive_flow: its auto-scheduled runs still Scheduled are deleted,
+        its ad-hoc ones still Scheduled are cancelled."""
+        from prefect.engine.state import Cancelled
+
+        flow["archived"], flow["is_schedule_active"] = True, False
+        for run in list(self.tables["flow_run"].values()):
+            if run["flow_id"] != flow["id"] or run["state"] != "Scheduled":
+                continue
+            if run["auto_scheduled"]:
+                del self.tables["flow_run"][run["id"]]
+                for task_run in [t for t in self.tables["task_run"].values() if t["flow_run_id"] == run["id"]]:
+                    del self.tables["task_run"][task_run["id"]]
+            else:
+                cancelled = Cancelled(message=f"Flow {flow['id']} was archived.")
+                self._set_states("flow_run", [{"flow_run_id": run["id"], "state": cancelled.serialize()}])
 
     def resolve_register_tasks(self, info, input):
         flow = self.tables["flow"][input["flow_id"]]
@@ -170,40 +212,77 @@ class PrefectAPIStandIn(Tables):
         return {"success": True}
 
     def resolve_set_schedule_active(self, info, input):
-        self.tables["flow"][input["flow_id"]]["is_schedule_active"] = True
+        """As api/flows.py set_schedule_active: only a flow with a schedule; its next runs
+        are made at once, as the scheduler would."""
+        flow = self.tables["flow"][input["flow_id"]]
+        if not flow["schedule"]:
+            return {"success": False}
+        flow["is_schedule_active"] = True
+        self.schedule_runs(flow_id=flow["id"])
         return {"success": True}
 
     def create_flow_run(self, flow_id=None, version_group_id=None, parameters=None,
                         run_config=None, labels=None, context=None, scheduled_start_time=None,
                         idempotency_key=None, flow_run_name=None, auto_scheduled=False):
-        """As the server does: Scheduled, the flow's default parameters under the given
-        ones, the run config's labels, and a Pending task run for every task."""
+        """As api/runs.py create_flow_run (PrefectHQ/server 0f74a9a): the flow by id, or the
+        latest unarchived version of the group; a run with the same idempotency key for that
+        flow is returned instead of a new one; parameters are the flow's truthy defaults, then
+        the group's, then the given ones, undeclared ones kept; labels and run config from the
+        first of: given, the group's, the flow's run config. Then Scheduled, with a Pending
+        task run for every task (a database trigger does that on the server)."""
         from prefect.engine.state import Scheduled
 
-        flow = self.tables["flow"].get(flow_id)
-        if flow is None or flow["archived"]:
-            raise GraphQLError(f"stand-in: no unarchived flow {flow_id}")
-        defaults = {p["name"]: p.get("default") for p in flow["parameters"] or []}
-        given = parameters or {}
-        unknown = set(given) - set(defaults)
-        if unknown:
-            raise GraphQLError(f"Extra parameters were supplied: {sorted(unknown)}")
-        run_config = run_config or flow["run_config"]
-        start = scheduled_start_time or now()
-        state = Scheduled(message="Flow run scheduled.", start_time=pendulum.parse(start))
+        if flow_id:
+            flow = self.tables["flow"].get(flow_id)
+        else:
+            latest = self.select("flow", {"version_group_id": {"_eq": version_group_id},
+                                          "archived": {"_eq": False}}, order_by={"version": "desc"})
+            flow = self.tables["flow"][latest[0]["id"]] if latest else None
+        if flow is None:
+            raise GraphQLError(f"Flow {flow_id} not found" if flow_id else
+                               f"Version group {version_group_id} has no unarchived flows.")
+        if flow["archived"]:
+            raise GraphQLError(f"Flow {flow['id']} is archived.")
+        if idempotency_key:
+            for run in self.tables["flow_run"].values():
+                if run["flow_id"] == flow["id"] and run["idempotency_key"] == idempotency_key:
+                    return run
+        group = self.tables["flow_group"][flow["flow_group_id"]]
+        if labels is None:
+            if run_config is not None:
+                labels = run_config.get("labels") or []
+            elif group["labels"] is not None:
+                labels = group["labels"]
+            elif group["run_config"] is not None:
+                labels = group["run_config"].get("labels") or []
+            else:
+                labels = (flow["run_config"] or {}).get("labels") or []
+        if run_config is None:
+            run_config = group["run_config"] if group["run_config"] is not None else flow["run_config"]
+        run_parameters = {p["name"]: p["default"] for p in flow["parameters"] or [] if p.get("default")}
+        run_parameters.update(group["default_parameters"] or {})
+        run_parameters.update(parameters or {})
+        start = pendulum.parse(scheduled_start_time) if scheduled_start_time else pendulum.now("UTC")
+        state = Scheduled(message="Flow run scheduled.", start_time=start)
         run = self.insert(
-            "flow_run", flow_id=flow_id, name=flow_run_name or f"run-{uuid.uuid4().hex[:8]}",
+            "flow_run", flow_id=flow["id"], name=flow_run_name or f"run-{uuid.uuid4().hex[:8]}",
             version=1, state="Scheduled", serialized_state=state.serialize(),
-            state_message=state.message, parameters={**defaults, **given},
-            context=context or {}, run_config=run_config,
-            labels=sorted(labels if labels is not None else (run_config or {}).get("labels") or []),
-            scheduled_start_time=pendulum.parse(start).in_timezone("UTC").isoformat(),
+            state_message=state.message, parameters=run_parameters,
+            context=context or {}, run_config=run_config, labels=sorted(labels),
+            scheduled_start_time=start.in_timezone("UTC").isoformat(),
             start_time=None, end_time=None, heartbeat=None, auto_scheduled=auto_scheduled,
             idempotency_key=idempotency_key)
+        self._flow_run_state(run, state.serialize())
         for task in self.tables["task"].values():
-            if task["flow_id"] == flow_id:
+            if task["flow_id"] == flow["id"]:
                 self._new_task_run(run["id"], task["id"], -1)
         return run
+
+    def _flow_run_state(self, run, serialized_state):
+        """A flow run's state history, as the server's flow_run_state table keeps it."""
+        self.insert("flow_run_state", flow_run_id=run["id"], timestamp=now(),
+                    state=serialized_state["type"], message=serialized_state.get("message"),
+                    serialized_state=serialized_state)
 
     def _new_task_run(self, flow_run_id, task_id, map_index):
         from prefect.engine.state import Pending
@@ -229,14 +308,18 @@ class PrefectAPIStandIn(Tables):
         return self._task_run_info(self._new_task_run(input["flow_run_id"], input["task_id"], index))
 
     def resolve_get_runs_in_queue(self, info, input):
-        """Scheduled runs due before `before` whose labels the agent's labels cover."""
+        """As api/runs.py get_runs_in_queue: Scheduled runs due before `before`, oldest
+        first, at most 25 (queued_runs_returned_limit); a run goes to an agent only if the
+        agent has all its labels, and a run without labels never to an agent with labels."""
         self._tenant(input["tenant_id"])
         before = as_time(input.get("before") or now())
         agent_labels = set(input.get("labels") or [])
-        due = [run for run in self.tables["flow_run"].values()
-               if run["state"] == "Scheduled" and as_time(run["scheduled_start_time"]) <= before
-               and set(run["labels"]) <= agent_labels]
-        return {"flow_run_ids": [run["id"] for run in due]}
+        due = sorted((run for run in self.tables["flow_run"].values()
+                      if run["state"] == "Scheduled" and as_time(run["scheduled_start_time"]) <= before),
+                     key=lambda run: as_time(run["scheduled_start_time"]))
+        claimable = [run["id"] for run in due if set(run["labels"]) <= agent_labels
+                     and (run["labels"] or not agent_labels)]
+        return {"flow_run_ids": claimable[:QUEUED_RUNS_RETURNED_LIMIT]}
 
     def _set_states(self, table, updates):
         results = []
@@ -256,6 +339,8 @@ class PrefectAPIStandIn(Tables):
                 run["end_time"] = stamp
             self.insert("state_history", run_id=run["id"], type=state["type"],
                         message=state.get("message"))
+            if table == "flow_run":
+                self._flow_run_state(run, state)
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})
         return {"states": results}
 
@@ -270,25 +355,25 @@ class PrefectAPIStandIn(Tables):
             self.insert("log", **log)
         return {"success": True}
 
-    def schedule_runs(self, count: int = 10) -> int:
-        """Towel's scheduler: the next `count` runs of every active schedule, once each."""
+    def schedule_runs(self, count: int = 10, flow_id=None) -> int:
+        """Towel's scheduler (api/flows.py schedule_flow_runs): the next `count` runs of every
+        active schedule, or of one flow's, once each (by idempotency key)."""
         from prefect.serialization.schedule import ScheduleSchema
 
         created = 0
         with self.lock:
             for flow in list(self.tables["flow"].values()):
-                if flow["archived"] or not flow["is_schedule_active"] or not flow["schedule"]:
+                if (flow_id and flow["id"] != flow_id) or flow["archived"] \
+                        or not flow["is_schedule_active"] or not flow["schedule"]:
                     continue
                 schedule = ScheduleSchema().load(flow["schedule"])
                 for event in schedule.next(count, after=pendulum.now("UTC").subtract(seconds=1),
                                            return_events=True):
-                    key = f"auto-scheduled:{flow['id']}:{event.start_time.in_timezone('UTC').isoformat()}"
-                    if any(run["idempotency_key"] == key for run in self.tables["flow_run"].values()):
-                        continue
+                    runs = len(self.tables["flow_run"])
                     self.create_flow_run(
                         flow_id=flow["id"], parameters=event.parameter_defaults or None,
                         labels=event.labels, scheduled_start_time=event.start_time.isoformat(),
-                        idempotency_key=key, auto_scheduled=True)
-                    created += 1
+                        idempotency_key=f"auto-scheduled:{event.start_time.in_timezone('UTC')}",
+                        auto_scheduled=True)
+                    created += len(self.tables["flow_run"]) - runs
         return created
-

@@ -1,11 +1,9 @@
 """The stand-in on HTTP, as apollo serves it: GraphQL at any POST path, apollo's health check
 (GET /.well-known/apollo/server-health) and, for tests in other processes, GET
-/standin/state (the tables and operations as JSON) and POST /standin/schedule?count=N (a
-scheduler pass, as towel's scheduler makes)."""
+/standin/state (the tables and operations as JSON)."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 
 def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer:
@@ -36,9 +34,6 @@ def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer
         def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             payload = json.loads(self.rfile.read(length) or b"{}")
-            if self.path.startswith("/standin/schedule"):
-                count = int(parse_qs(urlparse(self.path).query).get("count", ["10"])[0])
-                return self.reply(200, {"created": standin.schedule_runs(count)})
             self.reply(200, standin.execute(payload.get("query", ""), payload.get("variables")))
 
     server = ThreadingHTTPServer((host, port), Handler)

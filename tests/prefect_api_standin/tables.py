@@ -17,11 +17,15 @@ class Relation(NamedTuple):
 
 
 RELATIONS = {
+    ("project", "flows"): Relation("flow", "id", "project_id", many=True),
+    ("flow_group", "flows"): Relation("flow", "id", "flow_group_id", many=True),
     ("flow", "project"): Relation("project", "project_id", "id", many=False),
     ("flow", "flow_group"): Relation("flow_group", "flow_group_id", "id", many=False),
     ("flow", "tasks"): Relation("task", "id", "flow_id", many=True),
     ("flow_run", "flow"): Relation("flow", "flow_id", "id", many=False),
     ("flow_run", "task_runs"): Relation("task_run", "id", "flow_run_id", many=True),
+    ("flow_run", "states"): Relation("flow_run_state", "id", "flow_run_id", many=True),
+    ("flow_run", "logs"): Relation("log", "id", "flow_run_id", many=True),
     ("task_run", "flow_run"): Relation("flow_run", "flow_run_id", "id", many=False),
     ("task_run", "task"): Relation("task", "task_id", "id", many=False),
 }
@@ -38,8 +42,8 @@ COMPARISONS = {
 }
 TIME_COLUMNS = {"scheduled_start_time", "start_time", "end_time", "heartbeat",
                 "state_start_time", "timestamp", "created"}
-TABLES = ("tenant", "project", "flow_group", "flow", "task", "flow_run", "task_run", "log",
-          "agent", "task_run_artifact", "state_history")
+TABLES = ("tenant", "project", "flow_group", "flow", "task", "flow_run", "flow_run_state",
+          "task_run", "log", "agent", "task_run_artifact", "state_history")
 
 
 def now() -> str:
@@ -60,6 +64,7 @@ class Tables:
     def insert(self, table: str, **row) -> dict:
         row.setdefault("id", str(uuid.uuid4()))
         row.setdefault("created", now())
+        row.setdefault("updated", row["created"])
         self.tables[table][row["id"]] = row
         return row
 
@@ -80,8 +85,10 @@ class Tables:
             if owner != table:
                 continue
             if relation.many:
-                result[field] = (lambda info, where=None, order_by=None, _r=relation, _f=field:
-                                 self.select(_r.target, where, order_by, rows=self.related(table, _f, row)))
+                result[field] = (lambda info, _r=relation, _f=field, **args:
+                                 self.select(_r.target, rows=self.related(table, _f, row), **args))
+                result[f"{field}_aggregate"] = (lambda info, _r=relation, _f=field, **args: {
+                    "aggregate": {"count": len(self.select(_r.target, rows=self.related(table, _f, row), **args))}})
             else:
                 result[field] = (lambda info, _r=relation, _f=field:
                                  self.view(_r.target, self.related(table, _f, row)))
@@ -92,7 +99,7 @@ class Tables:
         whether or not there are rows to apply it to."""
         for key, condition in (where or {}).items():
             if key in {"_and", "_or"}:
-                for part in condition:
+                for part in _as_list(condition):
                     self.check_filter(table, part)
             elif key == "_not":
                 self.check_filter(table, condition)
@@ -108,9 +115,9 @@ class Tables:
     def matches(self, table: str, row: dict, where) -> bool:
         for key, condition in (where or {}).items():
             if key == "_and":
-                ok = all(self.matches(table, row, part) for part in condition)
+                ok = all(self.matches(table, row, part) for part in _as_list(condition))
             elif key == "_or":
-                ok = any(self.matches(table, row, part) for part in condition)
+                ok = any(self.matches(table, row, part) for part in _as_list(condition))
             elif key == "_not":
                 ok = not self.matches(table, row, condition)
             elif (table, key) in RELATIONS:
@@ -124,7 +131,8 @@ class Tables:
                 return False
         return True
 
-    def select(self, table, where=None, order_by=None, limit=None, offset=None, rows=None):
+    def select(self, table, where=None, order_by=None, limit=None, offset=None, rows=None,
+               distinct_on=None):
         self.check_filter(table, where)
         rows = [row for row in (self.tables[table].values() if rows is None else rows)
                 if self.matches(table, row, where)]
@@ -134,12 +142,27 @@ class Tables:
                 if direction not in {"asc", "desc"}:
                     raise GraphQLError(f"stand-in: cannot order by {column} {direction}")
                 rows.sort(key=lambda row: (row[column] is None, row[column]), reverse=direction == "desc")
+        if distinct_on:  # Hasura: the first row of each distinct value, in the order asked
+            seen, distinct = set(), []
+            for row in rows:
+                key = tuple(row[column] for column in _as_list(distinct_on))
+                if key not in seen:
+                    seen.add(key)
+                    distinct.append(row)
+            rows = distinct
         rows = rows[offset or 0:]
         rows = rows[:limit] if limit is not None else rows
         return [self.view(table, row) for row in rows]
 
 
+def _as_list(value) -> list:
+    """GraphQL takes a single value where a list is declared (`_and: {...}`)."""
+    return value if isinstance(value, list) else [value]
+
+
 def _compare(column, actual, op, expected):
+    if expected is None and op != "_is_null":
+        return True  # Hasura 1.3 reads `{_eq: null}` as no condition; prefect's CLI relies on it
     if column in TIME_COLUMNS and op in {"_lt", "_lte", "_gt", "_gte"}:
         actual, expected = as_time(actual), as_time(expected)
     return COMPARISONS[op](actual, expected)

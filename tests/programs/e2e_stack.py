@@ -12,6 +12,7 @@ from tests.programs.e2e_base import run
 from tests.programs.smoke import check_report
 from tests.support import ROOT, free_port
 from tests.support.compose_versions import compose_v1, docker_config_with_v2
+from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
 
@@ -106,13 +107,13 @@ class Stack:
         (flow,) = [flow for flow in self.state()["flow"].values() if not flow["archived"]]
         return flow
 
-    def create_run(self, **kwargs) -> str:
-        import prefect
-        from prefect.utilities.configuration import set_temporary_config
-
-        with set_temporary_config({"backend": "server", "cloud.api": self.api,
-                                   "cloud.graphql": f"{self.api}/graphql"}):
-            return prefect.Client().create_flow_run(flow_id=self.active_flow()["id"], **kwargs)
+    def create_run(self, inputs: dict) -> str:
+        """A run started as a person starts it on the flow's Run page in the UI."""
+        flow_group_id = self.active_flow()["flow_group_id"]
+        page = post(self.api, FLOW_PAGE_QUERY, {"id": flow_group_id})["data"]["flow_group_by_pk"]
+        answer = post(self.api, CREATE_FLOW_RUN, run_page_variables(page, inputs, "e2e-run"))
+        assert "errors" not in answer, answer
+        return answer["data"]["create_flow_run"]["id"]
 
     def wait_for_runs(self, run_ids, seconds: float = 180) -> dict:
         deadline = time.monotonic() + seconds
@@ -138,7 +139,7 @@ class Stack:
         return "\n".join(lines)
 
     def successful_runs(self, n_users: int, count: int = 1, seconds: float = 180) -> list:
-        run_ids = [self.create_run(parameters={"n_users": n_users}) for _ in range(count)]
+        run_ids = [self.create_run({"n_users": n_users}) for _ in range(count)]
         runs = self.wait_for_runs(run_ids, seconds)
         failed = [run_id for run_id, flow_run in runs.items() if flow_run["state"] != "Success"]
         if failed:

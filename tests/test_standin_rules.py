@@ -1,0 +1,102 @@
+"""The API stand-in follows Prefect Server 0.15.9 where a difference could hide a real failure
+or invent a false one (PrefectHQ/server 0f74a9a: graphql/schema/*.graphql for the types,
+api/runs.py, api/flows.py and graphql/flows.py for the behaviour)."""
+import pendulum
+from prefect.engine.state import Running
+
+from tests.support.ui_operations import FLOW_PAGE_QUERY
+from tests.test_run_path import only_flow, register, states_of
+
+# (type, field): the type the real server declares.
+REAL_TYPES = {
+    ("create_flow_run_input", "scheduled_start_time"): "DateTime",
+    ("get_runs_in_queue_input", "before"): "DateTime",
+    ("write_run_log_input", "timestamp"): "DateTime",
+    ("write_run_log_input", "level"): "log_level",
+    ("create_project_input", "tenant_id"): "UUID!",
+    ("create_flow_run_input", "version_group_id"): "String",
+    ("success_payload", "error"): "String",
+}
+
+
+def test_types_are_the_real_servers(standin):
+    types = standin.schema.type_map
+    assert {key: str(types[key[0]].fields[key[1]].type) for key in REAL_TYPES} == REAL_TYPES
+    assert [str(types["Query"].fields[name].args["id"].type)
+            for name in ("flow_by_pk", "flow_run_by_pk", "task_run_by_pk", "flow_group_by_pk")] == ["uuid!"] * 4
+    assert set(types["project"].fields) >= {"created", "description", "flows_aggregate"}
+    assert {"order_by", "offset"} <= set(types["Query"].fields["project"].args)
+    assert {"default_parameters", "labels", "settings", "schedule", "flows"} <= set(types["flow_group"].fields)
+
+
+def test_what_the_real_server_refuses_is_refused(standin):
+    answers = [
+        standin.execute(FLOW_PAGE_QUERY.replace("$id: uuid!", "$id: UUID!"), {"id": "x"}),
+        standin.execute("mutation($t: timestamptz) { create_flow_run(input: {scheduled_start_time: $t}) { id } }",
+                        {"t": "2026-01-01T00:00:00Z"}),
+        standin.execute('mutation { write_run_logs(input: {logs: [{flow_run_id: "x", level: LOUD}]}) { success } }'),
+    ]
+    messages = [answer["errors"][0]["message"] for answer in answers]
+    assert "Variable '$id' of type 'UUID!' used in position expecting type 'uuid!'." in messages[0]
+    assert "Variable '$t' of type 'timestamptz' used in position expecting type 'DateTime'." in messages[1]
+    assert "Value 'LOUD' does not exist in 'log_level' enum." in messages[2]
+
+
+def agent_queue(standin, labels):
+    tenant = next(iter(standin.tables["tenant"]))
+    answer = standin.execute("mutation($input: get_runs_in_queue_input!) { get_runs_in_queue(input: $input) "
+                             "{ flow_run_ids } }", {"input": {"tenant_id": tenant, "labels": labels}})
+    return answer["data"]["get_runs_in_queue"]["flow_run_ids"]
+
+
+def test_the_queue_hands_an_agent_at_most_25_runs_oldest_first_and_only_its_labels(standin, stack_env):
+    register(stack_env)
+    flow_id, past = only_flow(standin)["id"], pendulum.now("UTC").subtract(hours=1)
+    labelled = [standin.create_flow_run(flow_id=flow_id, scheduled_start_time=past.add(minutes=m).isoformat())["id"]
+                for m in range(30, 0, -1)]  # made newest first
+    unlabelled = standin.create_flow_run(flow_id=flow_id, labels=[],  # the oldest of all
+                                         scheduled_start_time=past.isoformat())["id"]
+
+    assert agent_queue(standin, ["users-report"]) == labelled[::-1][:25]
+    assert agent_queue(standin, ["users-report", "other"])[:1] == [labelled[-1]]
+    assert agent_queue(standin, []) == [unlabelled]
+
+
+def test_a_run_is_created_by_version_group_once_per_idempotency_key(standin, stack_env):
+    register(stack_env)
+    flow = only_flow(standin)
+    first = standin.create_flow_run(version_group_id=flow["version_group_id"], idempotency_key="k")
+    again = standin.create_flow_run(flow_id=flow["id"], idempotency_key="k")
+
+    assert first["flow_id"] == flow["id"] and again["id"] == first["id"]
+
+
+def test_state_updates_ignore_the_version_sent(standin, stack_env):
+    """Prefect's runners send versions that the real server never checks."""
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+    answer = standin.execute(
+        "mutation($input: set_flow_run_states_input!) { set_flow_run_states(input: $input) { states { status } } }",
+        {"input": {"states": [{"flow_run_id": run["id"], "version": 99, "state": Running().serialize()}]}})
+
+    assert answer["data"]["set_flow_run_states"]["states"] == [{"status": "SUCCESS"}]
+    assert states_of(standin, run["id"]) == ["Running"]
+
+
+def test_a_new_version_archives_the_old_one_and_its_waiting_runs(standin, stack_env):
+    register(stack_env)
+    old = only_flow(standin)
+    waiting = standin.create_flow_run(flow_id=old["id"], scheduled_start_time=pendulum.now("UTC").add(days=1).isoformat())
+    scheduled_before = {run["id"] for run in standin.tables["flow_run"].values() if run["auto_scheduled"]}
+
+    register({**stack_env, "SCHEDULE_N_USERS": "25"})
+
+    new = next(flow for flow in standin.tables["flow"].values() if not flow["archived"])
+    assert (old["archived"], new["version"], new["version_group_id"]) == (True, 2, old["version_group_id"])
+    runs = standin.tables["flow_run"]
+    assert not scheduled_before & set(runs)  # the old version's auto-scheduled runs are gone
+    assert (runs[waiting["id"]]["state"], runs[waiting["id"]]["state_message"]) == (
+        "Cancelled", f"Flow {old['id']} was archived.")
+    scheduled_now = [run for run in runs.values() if run["auto_scheduled"]]
+    assert len(scheduled_now) == 10 and all(run["flow_id"] == new["id"] for run in scheduled_now)
+    assert all(run["parameters"] == {"n_users": 25} for run in scheduled_now)
