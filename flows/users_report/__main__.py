@@ -10,7 +10,10 @@ from prefect.engine.state import TriggerFailed
 
 
 def failure_reason(flow, flow_state) -> str:
-    """The message of the first task that failed by itself (not because an upstream did)."""
+    """The message of the first task that failed by itself (not because an upstream did),
+    or the flow runner's own error (its executor could not start, say)."""
+    if isinstance(flow_state.result, Exception):
+        return str(flow_state.result).splitlines()[0]
     for task in flow.sorted_tasks():
         state = flow_state.result.get(task)
         if state is None:

@@ -1,6 +1,6 @@
 """The "Users report" flow: download random users, parse them, save them as a CSV report."""
 from prefect import Flow, Parameter
-from prefect.executors import LocalDaskExecutor
+from prefect.executors import DaskExecutor, LocalDaskExecutor
 
 from flows.users_report.tasks import (
     SETTINGS,
@@ -19,5 +19,27 @@ with Flow("Users report") as flow:
 
 # The run succeeds or fails with its report, whatever the clean-up does.
 flow.set_reference_tasks([report])
-# Threads suffice: the page downloads mostly wait on the network.
-flow.executor = LocalDaskExecutor(scheduler="threads", num_workers=SETTINGS.download_workers)
+
+
+class ClusterExecutor(DaskExecutor):
+    """Prefect's DaskExecutor on an existing cluster, bounded: a scheduler that does not
+    answer, or no worker joining it, fails the run within DASK_WORKER_WAIT seconds, where
+    Prefect would leave it Running with nothing to run its tasks."""
+
+    def __init__(self, address: str, worker_wait: float):
+        super().__init__(address=address, client_kwargs={"timeout": f"{worker_wait}s"})
+        self.worker_wait = worker_wait  # not `wait`: the executor's own method has that name
+
+    def _pre_start_yield(self) -> None:
+        super()._pre_start_yield()
+        try:
+            self.client.wait_for_workers(1, timeout=self.worker_wait)
+        except TimeoutError:
+            raise RuntimeError(f"no Dask worker joined the scheduler at {self.address} within "
+                               f"{self.worker_wait:g} s (DASK_WORKER_WAIT)") from None
+
+
+if SETTINGS.dask_address:
+    flow.executor = ClusterExecutor(SETTINGS.dask_address, SETTINGS.dask_worker_wait)
+else:  # threads suffice: the page downloads mostly wait on the network
+    flow.executor = LocalDaskExecutor(scheduler="threads", num_workers=SETTINGS.download_workers)

@@ -15,6 +15,7 @@ FLOW_SCRIPT_IN_IMAGE = "/app/flows/users_report/flows.py"
 PIPELINE_VARIABLES = (
     "RANDOMUSER_URL", "HTTP_TIMEOUT", "HTTP_RETRIES", "HTTP_RETRY_DELAY", "PAGE_SIZE",
     "DOWNLOAD_WORKERS", "USERS_API_LIMIT", "USERS_API_WINDOW", "USERS_API_MAX_WAIT",
+    "DASK_ADDRESS", "DASK_WORKER_WAIT",
 )
 # The randomuser API serves 1 to this many users per request (outside that range: 1 user),
 # and pages up to API_MAX_PAGE (later ones become page 1, the same users again).
@@ -59,6 +60,8 @@ class Settings:
     users_api_limit: int
     users_api_window: float
     users_api_max_wait: float
+    dask_address: str
+    dask_worker_wait: float
 
 
 def load_settings() -> Settings:
@@ -77,6 +80,10 @@ def load_settings() -> Settings:
         users_api_window=_number("USERS_API_WINDOW", 300.0, float, 1, 3600),
         # Enough for 1,000,000 users at the real limit (4 h 5 min of waiting) with room.
         users_api_max_wait=_number("USERS_API_MAX_WAIT", 6 * 3600.0, float, 0, 7 * 24 * 3600),
+        # An existing Dask scheduler (tcp://host:8786) to spread a run's tasks over; empty:
+        # threads in the flow run's own process.
+        dask_address=_text("DASK_ADDRESS", ""),
+        dask_worker_wait=_number("DASK_WORKER_WAIT", 60.0, float, 1, 3600),
     )
 
 

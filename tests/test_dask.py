@@ -1,0 +1,83 @@
+"""One run across a Dask cluster (DASK_ADDRESS): a real `dask-scheduler` and two
+`dask-worker` processes on loopback, from the pinned distributed, each stopping by itself."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import finish, pipeline_env, start_run
+from tests.support import free_port
+from tests.test_users_report import read_csv
+
+BIN = Path(sys.executable).parent
+
+
+def start(args, env, log: Path) -> subprocess.Popen:
+    # `timeout`: the cluster stops by itself even if the test dies.
+    return subprocess.Popen(["timeout", "180", *map(str, args)], env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def cluster(request, users_api, reports_dir, tmp_path):
+    """A scheduler and `request.param` workers with the pipeline's settings; yields the
+    scheduler's address and the workers' logs."""
+    env = pipeline_env(users_api.url, reports_dir)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    host, port = address[6:].split(":")
+    processes = [start([BIN / "dask-scheduler", "--host", host, "--port", port, "--no-dashboard"],
+                       env, tmp_path / "scheduler.log")]
+    logs = [tmp_path / f"worker-{n}.log" for n in range(request.param)]
+    processes += [start([BIN / "dask-worker", address, "--nthreads", "2", "--no-dashboard",
+                         "--name", f"worker-{n}", "--local-directory", tmp_path], env, log)
+                  for n, log in enumerate(logs)]
+    deadline = time.monotonic() + 60
+    while sum("Registered to" in log.read_text() for log in logs) < len(logs):
+        assert time.monotonic() < deadline, "the Dask workers did not join"
+        time.sleep(0.5)
+    yield address, logs
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("cluster", [2], indirect=True)
+def test_a_run_spreads_its_downloads_over_the_clusters_workers(cluster, users_api, reports_dir):
+    address, worker_logs = cluster
+
+    result = finish(start_run(users_api.url, reports_dir, 12_345, PAGE_SIZE=500,
+                              DASK_ADDRESS=address))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Connecting to an existing Dask cluster at {address}" in result.stdout + result.stderr
+    header, rows = read_csv(reports_dir / "report.csv")
+    assert len(rows) == 12_345 and len({row[header.index("login.uuid")] for row in rows}) == 12_345
+    downloads = [log.read_text().count("Task 'download_data[") for log in worker_logs]
+    assert all(downloads), f"download task runs per worker: {downloads}"
+
+
+@pytest.mark.parametrize("cluster", [0], indirect=True)
+def test_a_cluster_without_workers_fails_the_run_in_one_line(cluster, users_api, reports_dir):
+    address, _ = cluster
+    begun = time.monotonic()
+
+    result = finish(start_run(users_api.url, reports_dir, 10, DASK_ADDRESS=address, DASK_WORKER_WAIT=2))
+
+    assert result.returncode == 1 and time.monotonic() - begun < 60
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: no Dask worker joined the scheduler at {address} within 2 s (DASK_WORKER_WAIT)")
+    assert users_api.requests == []
+
+
+def test_an_unreachable_scheduler_fails_the_run_in_one_line(run_pipeline, users_api):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    begun = time.monotonic()
+
+    result = run_pipeline(10, DASK_ADDRESS=address, DASK_WORKER_WAIT=2)
+
+    assert result.returncode == 1 and time.monotonic() - begun < 60
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: Timed out trying to connect to {address} after 2 s"), error
+    assert users_api.requests == []
