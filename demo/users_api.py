@@ -114,6 +114,13 @@ def users_csv(seed: str, page: int, results: int) -> str:
     return "".join(lines)
 
 
+class Server(ThreadingHTTPServer):
+    # Many flow runs download at once (4 pages each): socketserver's default backlog of 5
+    # would reset their connections.
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class DemoUsersAPI:
     """The fake API on 127.0.0.1 in a background thread; a context manager.
 
@@ -142,8 +149,7 @@ class DemoUsersAPI:
         self.requests = []
         self.max_requests = max_requests
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        self._server = Server((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         # No lifetime: serve until stopped (the demo service).
         self._deadline = threading.Timer(lifetime, self.stop) if lifetime else None

@@ -13,10 +13,8 @@ from pathlib import Path
 import pendulum
 import prefect
 import pytest
-import requests
 from prefect.utilities.configuration import set_temporary_config
 
-from demo.users_api import DemoUsersAPI
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
 from tests.conftest import report_names
 from tests.support import ROOT, free_port, run_module as run_program
@@ -175,16 +173,15 @@ def test_a_users_api_failing_for_good_fails_the_run_after_its_retries(standin, s
     assert report_names(Path(stack_env["HOST_REPORTS_DIR"])) == []
 
 
-def test_a_run_waiting_for_the_users_api_limit_keeps_beating_and_succeeds(standin, stack_env):
+def test_a_run_waiting_for_the_users_api_limit_keeps_beating_and_succeeds(standin, stack_env, users_api):
     """A 429 makes the run wait inside its task for a window; the flow run's heartbeats go
     on meanwhile, so the server's zombie killer leaves it alone."""
-    with DemoUsersAPI(lifetime=60, limit=100, window=4) as limited:
-        assert requests.get(limited.url, params={"results": 100, "format": "csv"}).ok
-        env = {**stack_env, "RANDOMUSER_URL": limited.url, "USERS_API_LIMIT": "100",
-               "USERS_API_WINDOW": "4"}
-        run_id, create, result = adhoc_run(standin, env, 20, PREFECT__CLOUD__HEARTBEAT_INTERVAL="1")
+    users_api.faults = ["429"]  # the limit already spent by another client on this address
+    env = {**stack_env, "USERS_API_LIMIT": "100", "USERS_API_WINDOW": "4"}
 
-        assert (create["environment"]["USERS_API_LIMIT"], limited.rejected) == ("100", 1)
+    run_id, create, result = adhoc_run(standin, env, 20, PREFECT__CLOUD__HEARTBEAT_INTERVAL="1")
+
+    assert create["environment"]["USERS_API_LIMIT"] == "100" and len(users_api.requests) == 2
     assert standin.tables["flow_run"][run_id]["state"] == "Success", result.stdout[-3000:]
     messages = "\n".join(log["message"] for log in standin.tables["log"].values())
     assert "users API limit reached (429): waiting 4 s; 100 users per 4 s" in messages

@@ -6,6 +6,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections when a few dozen flow runs
+    # start at once; Prefect's task runner then leaves the task Pending and the run
+    # Running for good. apollo (Node) listens with a backlog of 511.
+    request_queue_size = 512
+    daemon_threads = True
+
+
 def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer:
     """Serves `standin` in a background thread until `lifetime` seconds have passed."""
     class Handler(BaseHTTPRequestHandler):
@@ -36,8 +44,7 @@ def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer
             payload = json.loads(self.rfile.read(length) or b"{}")
             self.reply(200, standin.execute(payload.get("query", ""), payload.get("variables")))
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     deadline = threading.Timer(lifetime, standin.stop)
     deadline.daemon = True
