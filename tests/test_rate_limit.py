@@ -95,29 +95,23 @@ def test_two_runs_on_one_reports_folder_share_the_budget(limited_api, reports_di
     assert all(len(read_csv(reports_dir / name)[1]) == 6000 for name in reports)
 
 
-def test_a_run_that_would_wait_too_long_fails_before_downloading(limited_api, reports_dir):
+@pytest.mark.parametrize("api, n_users, settings, message", [
+    ("limited_api", 12_345, {"USERS_API_MAX_WAIT": 10},
+     "12,345 users at 4,000 users per 5 s need at least 15 s of waiting, "
+     "more than USERS_API_MAX_WAIT=10 s allows"),
+    ("spent_api", 500, {"USERS_API_MAX_WAIT": 2, "USERS_API_WINDOW": SPENT_WINDOW},
+     "users API limit reached (429) for page 1: waiting 10 s more would take "
+     "this run past USERS_API_MAX_WAIT=2 s (4,000 users per 10 s)"),
+])
+def test_waiting_longer_than_allowed_fails_the_run_with_one_line(
+    api, n_users, settings, message, request, reports_dir
+):
+    api = request.getfixturevalue(api)
     (reports_dir / "report.csv").write_text("previous report\n")
 
-    result = finish(start_run(limited_api.url, reports_dir, 12_345, USERS_API_MAX_WAIT=10,
-                              **SCALED_DOWN))
+    result = finish(start_run(api.url, reports_dir, n_users, **{**SCALED_DOWN, **settings}))
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: 12,345 users at 4,000 users per 5 s need at least 15 s of waiting, "
-        "more than USERS_API_MAX_WAIT=10 s allows")
-    assert limited_api.requests == []
-    assert (reports_dir / "report.csv").read_text() == "previous report\n"
-
-
-def test_a_wait_past_the_bound_fails_the_run_with_one_line(spent_api, reports_dir):
-    (reports_dir / "report.csv").write_text("previous report\n")
-
-    result = finish(start_run(spent_api.url, reports_dir, 500, USERS_API_MAX_WAIT=2,
-                              **{**SCALED_DOWN, "USERS_API_WINDOW": SPENT_WINDOW}))
-
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: users API limit reached (429) for page 1: waiting 10 s more would take "
-        "this run past USERS_API_MAX_WAIT=2 s (4,000 users per 10 s)")
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert (reports_dir / "report.csv").read_text() == "previous report\n"
     assert report_names(reports_dir) == ["report.csv"]

@@ -195,6 +195,8 @@ HOPS = [
     ("make ps: every long-running service healthy", all_healthy),
     ("make smoke: first run claimed and checked", smoke),
     ("a run from the UI's Run page with n_users=37", lambda stack: stack.successful_runs(37)[0]),
+    ("a Quick Run from the UI: the default 10 users",
+     lambda stack: stack.successful_runs(10, quick_run=True)[0]),
     ("hasura's health probe, in an image without wget or curl", hasura_probe),
     ("scheduled run of the schedule's 5 users", scheduled),
     ("prefect run --watch, in the agent's container", prefect_run_watch),

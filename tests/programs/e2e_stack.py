@@ -107,11 +107,16 @@ class Stack:
         (flow,) = [flow for flow in self.state()["flow"].values() if not flow["archived"]]
         return flow
 
-    def create_run(self, inputs: dict) -> str:
-        """A run started as a person starts it on the flow's Run page in the UI."""
-        flow_group_id = self.active_flow()["flow_group_id"]
-        page = post(self.api, FLOW_PAGE_QUERY, {"id": flow_group_id})["data"]["flow_group_by_pk"]
-        answer = post(self.api, CREATE_FLOW_RUN, run_page_variables(page, inputs, "e2e-run"))
+    def create_run(self, inputs=None) -> str:
+        """A run started as a person starts it in the UI: on the flow's Run page with
+        `inputs`, or with Quick Run (no inputs)."""
+        flow = self.active_flow()
+        if inputs is None:
+            variables = {"id": flow["id"]}
+        else:
+            page = post(self.api, FLOW_PAGE_QUERY, {"id": flow["flow_group_id"]})["data"]["flow_group_by_pk"]
+            variables = run_page_variables(page, inputs, "e2e-run")
+        answer = post(self.api, CREATE_FLOW_RUN, variables)
         assert "errors" not in answer, answer
         return answer["data"]["create_flow_run"]["id"]
 
@@ -138,8 +143,12 @@ class Stack:
         lines += [f"  agent {line}" for line in agent_log.splitlines() if run_id in line][-10:]
         return "\n".join(lines)
 
-    def successful_runs(self, n_users: int, count: int = 1, seconds: float = 180) -> list:
-        run_ids = [self.create_run({"n_users": n_users}) for _ in range(count)]
+    def successful_runs(self, n_users: int, count: int = 1, seconds: float = 180,
+                        quick_run: bool = False) -> list:
+        """Starts `count` runs of `n_users` from the UI (Quick Run: the default's users) and
+        returns their reports once all succeeded."""
+        inputs = None if quick_run else {"n_users": n_users}
+        run_ids = [self.create_run(inputs) for _ in range(count)]
         runs = self.wait_for_runs(run_ids, seconds)
         failed = [run_id for run_id, flow_run in runs.items() if flow_run["state"] != "Success"]
         if failed:
@@ -155,8 +164,16 @@ class Stack:
         return f"{report.name}: {n_users} rows, owner uid {owner}"
 
     def tear_down(self) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """Everything it made. The agent stops first, so that it starts no flow container
+        while the rest goes; the flow containers it started carry the project's labels
+        (DockerAgent copies its own) and keep the network busy until they are removed."""
+        quiet = {"check": False, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.compose("stop", "--timeout", "5", "agent", **quiet)
+        flow_runs = output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}",
+                           "--filter", "label=io.prefect.flow-run-id").split()
+        if flow_runs:
+            run("docker", "rm", "--force", *flow_runs, **quiet)
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", **quiet)
         images = output("docker", "images", "--format", "{{.Repository}}:{{.Tag}}", self.flow_image).split()
         run("docker", "rmi", "--force", self.env["PROJECT_IMAGE"], *images, check=False,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
