@@ -5,7 +5,8 @@ It answers `GET /api/?results=N&format=csv&seed=S&page=P` like the real API: the
 columns, at most 5,000 users a request, the same users again for the same seed, page and
 size. Names carry accents and some values quoted commas. It can add latency, fail a share
 of requests with 503 (to show retries), limit each client as the real API does (see
-`DemoUsersAPI.limit`) and, for tests, answer with chosen faults (see `DemoUsersAPI.faults`). Tests run it on 127.0.0.1 with a lifetime, so it stops by itself.
+`DemoUsersAPI.limit`) and, for tests, answer with chosen faults (see
+`DemoUsersAPI.faults`). Tests run it on 127.0.0.1 with a lifetime, so it stops by itself.
 
     python -m demo.users_api --port 8999 --latency 0.05 --fail-rate 0.2
 """
@@ -115,8 +116,10 @@ def users_csv(seed: str, page: int, results: int) -> str:
 
 
 class Server(ThreadingHTTPServer):
-    # Many flow runs download at once (4 pages each): socketserver's default backlog of 5
-    # would reset their connections.
+    # Dozens of flow runs connect at once (here, and to the tests' Prefect API stand-in,
+    # which serves with this class too): socketserver's default backlog of 5 resets their
+    # connections, and Prefect's task runner then leaves a task Pending and its run Running.
+    # apollo (Node) listens with a backlog of 511.
     request_queue_size = 512
     daemon_threads = True
 

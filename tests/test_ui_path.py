@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.users_report.utils import INPUTS
 from tests.support import ROOT
 from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 from tests.test_run_path import agent_polls, only_flow, register, run_container_here, task_runs
@@ -44,6 +45,7 @@ def test_a_run_started_from_the_flow_page_is_claimed_and_succeeds(
     page = flow_page(standin)
     (flow,) = page["flows"]
     assert [(p["name"], p["default"]) for p in flow["parameters"]] == [("n_users", 10)]
+    assert [p["name"] for p in flow["parameters"]] == list(INPUTS)  # what check_inputs allows
     assert page["default_parameters"] == {} and flow["run_config"]["labels"] == ["users-report"]
     assert flow["version_group_id"] == page["name"]
 

@@ -5,13 +5,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-class Server(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 resets connections when a few dozen flow runs
-    # start at once; Prefect's task runner then leaves the task Pending and the run
-    # Running for good. apollo (Node) listens with a backlog of 511.
-    request_queue_size = 512
-    daemon_threads = True
+from demo.users_api import Server
 
 
 def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer:
