@@ -5,15 +5,22 @@ N_USERS ?= 10
 SMOKE_TIMEOUT ?= 600
 # Compose v2 (`docker compose`) where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-# OFFLINE=1 records the offline demo in .env, so that every later command (make register,
-# make down, docker compose up -d agent) keeps it: its compose profile, its address, and no
-# limit to pace to. OFFLINE=0 takes those lines out again: runs go to randomuser.me.
-OFFLINE_SETTINGS := COMPOSE_PROFILES=offline RANDOMUSER_URL=http://users-api:8999/api/ USERS_API_LIMIT=0
-define record_offline
-umask 077; awk -v settings="$(OFFLINE_SETTINGS)" -v keep="$(OFFLINE)" \
+# OFFLINE=1 and DASK=1 record their compose profile and settings in .env, so that every
+# later command (make register, make down, docker compose up -d agent) keeps them; =0
+# takes them out again. OFFLINE: the demo users API, with no limit to pace to (runs go to
+# randomuser.me without it). DASK: a Dask scheduler and DASK_WORKERS workers for flow runs.
+OFFLINE_SETTINGS := RANDOMUSER_URL=http://users-api:8999/api/ USERS_API_LIMIT=0
+DASK_SETTINGS = DASK_ADDRESS=tcp://dask-scheduler:8786 DASK_WORKERS=$(or $(DASK_WORKERS),2)
+# $(call record,PROFILE,ON,SETTINGS): the profile joins COMPOSE_PROFILES (the last line).
+define record
+umask 077; awk -v profile="$(1)" -v on="$(2)" -v settings="$(3)" \
   'BEGIN { n = split(settings, wanted, " "); for (i = 1; i <= n; i++) { split(wanted[i], kv, "="); mine[kv[1]] = 1 } } \
-   { split($$0, kv, "="); if (!(kv[1] in mine)) print } \
-   END { if (keep == 1) for (i = 1; i <= n; i++) print wanted[i] }' .env > .env.new && mv .env.new .env
+   { split($$0, kv, "=") } \
+   kv[1] == "COMPOSE_PROFILES" { m = split(kv[2], old, ","); \
+     for (i = 1; i <= m; i++) if (old[i] != profile && old[i] != "") kept = kept (kept ? "," : "") old[i]; next } \
+   !(kv[1] in mine) { print } \
+   END { if (on == 1) { for (i = 1; i <= n; i++) print wanted[i]; kept = kept (kept ? "," : "") profile } \
+         if (kept) print "COMPOSE_PROFILES=" kept }' .env > .env.new && mv .env.new .env
 endef
 
 BIN := $(VENV)/bin
@@ -22,8 +29,14 @@ READY := $(VENV)/.installed
 # $(call setting,UI_PORT,8080)
 setting = $${$(1):-$$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")}
 
+# The reports folder, made before compose binds it, so that it belongs to APP_UID, not root.
+define reports_folder
+dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
+mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
+endef
+
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps smoke run test e2e bench
+.PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,12 +55,14 @@ help: ## list the commands
 
 # Everything but the one-shot register step, then register in the foreground: `run` waits
 # for the agent to be healthy and exits with register's own exit code.
-up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1: demo users API)
+up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1, DASK=1: README)
 ifneq ($(OFFLINE),)
-	@$(record_offline)
+	@$(call record,offline,$(OFFLINE),$(OFFLINE_SETTINGS))
 endif
-	@dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
-	mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
+ifneq ($(DASK),)
+	@$(call record,dask,$(DASK),$(DASK_SETTINGS))
+endif
+	@$(reports_folder)
 	$(COMPOSE) build
 	$(COMPOSE) up -d --scale register=0
 	$(COMPOSE) run --rm register
@@ -66,6 +81,17 @@ register: ## rebuild the image and register the flow again (after changing the c
 	$(COMPOSE) build
 	$(COMPOSE) run --rm register
 
+# An agent alone, on a host other than the server's: its own compose project and network.
+AGENT_COMPOSE = $(COMPOSE) --project-directory . -f agent/docker-compose.yml \
+	-p $(call setting,AGENT_PROJECT,users-report-agent)
+
+agent: .env ## start only an agent, for a server elsewhere (README: Scaling out)
+	@$(reports_folder)
+	$(AGENT_COMPOSE) up -d --build
+
+agent-down: ## stop the agent `make agent` started
+	$(AGENT_COMPOSE) down
+
 logs: ## follow the stack's logs
 	$(COMPOSE) logs --follow --tail=100
 
@@ -73,7 +99,8 @@ ps: ## show the stack's services and their health
 	$(COMPOSE) ps
 
 smoke: $(READY) ## one ad-hoc run through the running stack, checked: make smoke N_USERS=50
-	@PREFECT__BACKEND=server PREFECT__SERVER__HOST=http://localhost \
+	@bind=$(call setting,APOLLO_BIND,127.0.0.1); [ "$$bind" != 0.0.0.0 ] || bind=127.0.0.1; \
+	PREFECT__BACKEND=server PREFECT__SERVER__HOST="http://$$bind" \
 	PREFECT__SERVER__PORT=$(call setting,APOLLO_PORT,4200) \
 	HOST_REPORTS_DIR="$(call setting,HOST_REPORTS_DIR,reports)" \
 	$(BIN)/python -m tests.programs.smoke --n-users "$(N_USERS)" --timeout "$(SMOKE_TIMEOUT)"

@@ -1,5 +1,6 @@
 """What register.py and the agent's start-up share: reaching Prefect Server, and making sure
 it has what registration and agents need (a tenant; the flow's project)."""
+import json
 import time
 import urllib.error
 import urllib.request
@@ -9,19 +10,25 @@ from prefect.utilities.graphql import with_args
 
 
 def wait_for_apollo(seconds: float) -> None:
-    """Returns once apollo answers its health check; exits with one line after `seconds`."""
-    url = f"{prefect.config.server.endpoint}/.well-known/apollo/server-health"
+    """Returns once the API answers `query { hello }` at its address (apollo in the stack,
+    PREFECT_API_URL for an agent elsewhere); exits with one line after `seconds`."""
+    url = prefect.config.cloud.api
+    request = urllib.request.Request(url, data=json.dumps({"query": "query { hello }"}).encode(),
+                                     headers={"Content-Type": "application/json"})
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, OSError) as exc:
-            if time.monotonic() >= deadline:
-                raise SystemExit(
-                    f"error: Prefect Server's API did not answer at {url} within "
-                    f"{seconds:g} s ({exc}); see `make logs` for apollo and graphql"
-                ) from None
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                if json.load(answer).get("data", {}).get("hello"):
+                    return
+                problem = "it answered without data"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            problem = str(exc)
+        if time.monotonic() >= deadline:
+            raise SystemExit(
+                f"error: Prefect Server's API did not answer at {url} within {seconds:g} s "
+                f"({problem}); see `make logs` for apollo and graphql"
+            )
         time.sleep(2)
 
 

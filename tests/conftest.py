@@ -156,7 +156,7 @@ def compose_config(version="v2", **env) -> dict:
     profiles not asked for)."""
     result = docker_compose(
         version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE),
-        "--profile", "offline", "config",
+        "--profile", "offline", "--profile", "dask", "config",
         env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
     )
     assert result.returncode == 0, result.stderr

@@ -43,8 +43,10 @@ def template_config(tmp_path_factory, compose_version):
 
 
 def test_server_services_use_the_images_of_prefects_own_template(config, template_config):
-    assert set(config["services"]) == SERVER_SERVICES | {"agent", "register", "users-api"}
+    assert set(config["services"]) == SERVER_SERVICES | {
+        "agent", "register", "users-api", "dask-scheduler", "dask-worker"}
     assert config["services"]["users-api"]["profiles"] == ["offline"]
+    assert config["services"]["dask-worker"]["profiles"] == ["dask"]
     for name in SERVER_SERVICES:
         ours, theirs = config["services"][name], template_config["services"][name]
         assert ours["image"] == theirs["image"], name
@@ -63,8 +65,9 @@ def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config, comp
         for name, service in config["services"].items() if service.get("ports")
     }
     assert published == {"ui": ["127.0.0.1:8080:8080/tcp"], "apollo": ["127.0.0.1:4200:4200/tcp"]}
-    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200")
+    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200", APOLLO_BIND="10.0.0.5")
     assert moved["services"]["ui"]["ports"] == ["127.0.0.1:9080:8080/tcp"]
+    assert moved["services"]["apollo"]["ports"] == ["10.0.0.5:9200:4200/tcp"]
 
 
 def test_postgres_keeps_its_data_in_a_named_volume(config):
@@ -110,7 +113,7 @@ def test_env_example_has_no_secret_and_documents_every_setting():
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
     assert re.search(r"^HASURA_ADMIN_SECRET=$", example, re.M)
     settings = (ROOT / "flows" / "users_report" / "settings.py").read_text()
-    compose = (ROOT / "docker-compose.yml").read_text()
+    compose = (ROOT / "docker-compose.yml").read_text() + (ROOT / "agent" / "docker-compose.yml").read_text()
     read = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', settings))
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
     readme = (ROOT / "README.md").read_text()
@@ -123,3 +126,41 @@ def test_compose_declares_the_pipeline_settings_once_and_the_agent_gets_them(con
     declared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-pipeline-env"]
     assert list(declared) == list(PIPELINE_VARIABLES)
     assert set(PIPELINE_VARIABLES) <= set(config["services"]["agent"]["environment"])
+
+
+def test_dask_workers_run_the_tasks_as_flow_runs_do(compose_version):
+    """Same image, settings and reports folder as flow runs, as the app user, without the
+    Docker socket; as many as DASK_WORKERS says."""
+    services = compose_config(compose_version, DASK_WORKERS="3", PAGE_SIZE="700")["services"]
+    worker, agent = services["dask-worker"], services["agent"]
+    assert worker["image"] == agent["image"] and worker["user"] == "app"
+    assert worker["scale"] == 3
+    assert worker["environment"]["PAGE_SIZE"] == "700" == agent["environment"]["PAGE_SIZE"]
+    assert set(PIPELINE_VARIABLES) <= set(worker["environment"])
+    assert worker["environment"]["REPORTS_DIR"] == "/reports"
+    assert worker["volumes"] == [f"{HOST_REPORTS}:/reports:rw"]
+    assert worker["command"][:2] == ["dask-worker", "tcp://dask-scheduler:8786"]
+    assert services["dask-scheduler"]["command"][:3] == ["dask-scheduler", "--port", "8786"]
+    assert not services["dask-scheduler"].get("ports") and not services["dask-scheduler"]["volumes"]
+
+
+def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(compose_version, tmp_path):
+    """`make agent`'s compose file: the API's address and the registry are required (no
+    default can be right on another host), the pipeline settings are the stack's."""
+    agent_file = str(ROOT / "agent" / "docker-compose.yml")
+    needed = {"PREFECT_API_URL": "http://10.0.0.5:4200", "REGISTRY_URL": "registry.example:5000",
+              "HOST_REPORTS_DIR": HOST_REPORTS}
+    for missing in needed:
+        result = docker_compose(compose_version, "-f", agent_file, "--env-file", str(NO_ENV_FILE),
+                                "config", env={**needed, missing: ""}, cwd=ROOT)
+        assert result.returncode != 0 and f"{missing} is not set - " in result.stderr, result.stderr
+    result = docker_compose(compose_version, "-f", agent_file, "--env-file", str(NO_ENV_FILE),
+                            "config", env={**needed, "AGENT_PROJECT": "office-agent"}, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    config = short_syntax(yaml.safe_load(result.stdout))
+    (name,) = config["services"]
+    agent = config["services"][name]
+    assert agent["environment"]["PREFECT__CLOUD__API"] == "http://10.0.0.5:4200"
+    assert agent["environment"]["PREFECT_NETWORK"] == "office-agent"
+    assert config["networks"]["agent"]["name"] == "office-agent" and not agent["ports"]
+    assert set(PIPELINE_VARIABLES) | {"REGISTRY_URL", "AGENT_LABEL"} <= set(agent["environment"])

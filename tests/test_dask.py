@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import finish, pipeline_env, start_run
-from tests.support import free_port
+from tests.support import free_port, run_module
 from tests.test_users_report import read_csv
 
 BIN = Path(sys.executable).parent
@@ -81,3 +81,16 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line(run_pipeline, users_
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith(f"error: Timed out trying to connect to {address} after 2 s"), error
     assert users_api.requests == []
+
+
+@pytest.mark.parametrize("address, executor", [
+    ("", "LocalDaskExecutor threads {'num_workers': 4}"),
+    ("tcp://dask.office.example:8786", "ClusterExecutor tcp://dask.office.example:8786 5.0"),
+])
+def test_dask_address_chooses_the_executor(address, executor):
+    describe = ("from flows.users_report.flows import flow; e = flow.executor; "
+                "print(type(e).__name__, *(getattr(e, k) for k in ('scheduler', 'dask_config', "
+                "'address', 'worker_wait') if getattr(e, k, None)))")
+    result = run_module(["-c", describe], {"DASK_ADDRESS": address, "DASK_WORKER_WAIT": "5"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == executor

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pendulum
 import pytest
+import yaml
 
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
 from tests.support import ROOT, run_module
-from tests.conftest import HOST_REPORTS
+from tests.conftest import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
 
 
 def dry_run(env: dict) -> subprocess.CompletedProcess:
@@ -25,7 +26,7 @@ def deploy_through_agent(env: dict, registered: dict) -> dict:
     """What DockerAgent, started as agent/start.py starts it, asked of Docker."""
     result = run_module(["-m", "tests.support.agent_probe", "deploy"], env, stdin=json.dumps(registered))
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout.splitlines()[-1])  # after the agent's own log lines
 
 
 def service_env(config: dict, service: str) -> dict:
@@ -188,6 +189,30 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
     assert create["environment"]["RANDOMUSER_URL"] == "http://users-api:8999/api/"
     assert create["environment"]["PAGE_SIZE"] == "1000"
     assert "HTTP_RETRIES" not in create["environment"]  # unset: the flow's default applies
+
+
+def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_network(config, compose_version):
+    """`make agent` on another host: runs labelled for it, their image pulled from the
+    registry, on its own network, talking to the API at the address it was given."""
+    settings = {"PREFECT_API_URL": "http://10.0.0.5:4200", "REGISTRY_URL": "registry.office.example:5000",
+                "HOST_REPORTS_DIR": "/data/site-b/reports", "AGENT_LABEL": "site-b", "PAGE_SIZE": "800"}
+    resolved = docker_compose(compose_version, "-f", str(ROOT / "agent" / "docker-compose.yml"),
+                              "--env-file", str(NO_ENV_FILE), "config", env=settings)
+    assert resolved.returncode == 0, resolved.stderr
+    agent_config = short_syntax(yaml.safe_load(resolved.stdout))
+    registered = json.loads(dry_run({**service_env(config, "register"), **settings}).stdout)
+
+    probe = deploy_through_agent(service_env(agent_config, "agent"), registered)
+
+    calls = {name: (args, kwargs) for name, args, kwargs in probe["calls"]}
+    image = f"registry.office.example:5000/users-report-flow:{registered['serialized_flow']['storage']['image_tag']}"
+    assert probe["labels"] == ["site-b"] == registered["serialized_flow"]["run_config"]["labels"]
+    assert calls["pull"][0] == [image] and calls["create_container"][0] == [image]
+    create = calls["create_container"][1]
+    assert create["networking_config"] == {"users-report-agent": {}}
+    assert create["host_config"]["binds"] == {"/data/site-b/reports": {"bind": FLOW_REPORTS_DIR, "mode": "rw"}}
+    assert create["environment"]["PREFECT__CLOUD__API"] == "http://10.0.0.5:4200"
+    assert create["environment"]["PAGE_SIZE"] == "800"
 
 
 @pytest.mark.parametrize("setting, value, message", [

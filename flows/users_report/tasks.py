@@ -165,11 +165,14 @@ def _fetch(page: Page) -> bool:
     # Prefect refuses a retry delay without retries (HTTP_RETRIES=0).
     retry_delay=timedelta(seconds=SETTINGS.http_retry_delay) if SETTINGS.http_retries else None,
 )
-def download_data(page: Page) -> Page:
-    """Downloads one page of users as CSV into the staging folder, within the API's limit.
+def download_data(page: Page) -> PageSummary:
+    """Downloads one page of users as CSV into the staging folder, within the API's limit,
+    then reads it into a DataFrame to check it.
 
     Waiting for the limit is no failure: a page waits while the run's budget is spent, and
-    after a 429 it waits a window and asks again, without using up a retry.
+    after a 429 it waits a window and asks again, without using up a retry. Reading the page
+    here, while the other pages download, not after all of them, saves a run of 1,000,000
+    users two fifths of its time (make bench).
     """
     budget, waited = _budget(), page.waited
     while True:
@@ -180,26 +183,22 @@ def download_data(page: Page) -> Page:
         waited += _wait(page, budget.pause(), "users API limit reached (429)")
     # The tutorial's three messages, kept word for word: people and the tests look for them.
     log(f"Dados baixados com sucesso! (page {page.number}, {page.page_size} users asked)")
-    return replace(page, waited=waited)
+    return parse_page(replace(page, waited=waited))
 
 
 @task
-def parse_data(pages: List[Page]) -> List[PageSummary]:
-    """Checks the downloaded pages one DataFrame at a time and summarises them.
-
-    One task for all pages, not one per page: Prefect's own cost per task run is larger
-    than parsing a page, and parsing holds the GIL, so it gains nothing from threads.
-    """
-    summaries = [parse_page(page) for page in pages]
-    columns = summaries[0].columns
-    for number, summary in enumerate(summaries, start=1):
+def parse_data(pages: List[PageSummary]) -> List[PageSummary]:
+    """Checks that the pages, each read into a DataFrame as it arrived, make one table:
+    the same columns on every page, and no page sending another page's users."""
+    columns = pages[0].columns
+    for number, summary in enumerate(pages, start=1):
         if summary.columns != columns:
             fail_now(f"page {number} of the users API has other columns than page 1")
-    if len({summary.first_uuid for summary in summaries}) != len(summaries):
+    if len({summary.first_uuid for summary in pages}) != len(pages):
         fail_now("the users API sent the same users for different pages (are seed and page honoured?)")
-    rows = sum(summary.rows for summary in summaries)
+    rows = sum(summary.rows for summary in pages)
     log(f"Dados convertidos em DataFrame com sucesso! ({rows} users, {len(pages)} pages)")
-    return summaries
+    return pages
 
 
 def _timing(pages: List[PageSummary]) -> str:

@@ -16,18 +16,22 @@ flow containers, the offline users API, reports on this host) is the user's.
 Each hop is printed as it passes, and all once more at the end. Everything it made is
 removed, even after a failure.
 """
+import ipaddress
+import json
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
 
 from tests.programs.e2e_base import base_image, run
 from tests.programs.e2e_stack import Stack, output
+from tests.programs.smoke import check_report
 from tests.support.compose_versions import compose_v1
 
 LONG_RUNNING = ("postgres", "hasura", "graphql", "towel", "apollo", "ui", "agent", "users-api")
@@ -61,7 +65,7 @@ def make_up(stack: Stack) -> str:
         assert "\ndocker compose build" in "\n" + result.stdout, result.stdout[:500]
     assert stack.reports.is_dir() and stack.reports.stat().st_uid == stack.app_uid
     # Recorded, so that make register, make down and a plain make up keep the demo API.
-    assert "\nCOMPOSE_PROFILES=offline\nRANDOMUSER_URL=http://users-api:8999/api/\nUSERS_API_LIMIT=0\n" \
+    assert "\nRANDOMUSER_URL=http://users-api:8999/api/\nUSERS_API_LIMIT=0\nCOMPOSE_PROFILES=offline\n" \
         in (stack.dir / ".env").read_text()
     return f"{took:.0f} s to the URL line"
 
@@ -163,6 +167,79 @@ def code_change(stack: Stack) -> str:
     return f"make register {took:.0f} s: version {after['version']}, image tag {tag}"
 
 
+def registry(stack: Stack) -> str:
+    """REGISTRY_URL set, `make up`: the flow image goes to the registry and its local copy
+    is deleted; the agent pulls it to run the next run."""
+    address = stack.start_registry()
+    stack.env["REGISTRY_URL"] = address
+    stack.make("up")
+    flow = stack.active_flow()
+    image = f"{address}/{stack.flow_image}:{flow['storage']['image_tag']}"
+    assert flow["storage"]["registry_url"] == address, flow["storage"]
+    with urllib.request.urlopen(f"http://{address}/v2/_catalog", timeout=10) as answer:
+        assert json.load(answer)["repositories"] == [stack.flow_image]
+    local = run("docker", "image", "inspect", image, check=False, capture_output=True)
+    assert local.returncode != 0, f"{image} is still on this host after its push"
+    smoke(stack, 9)
+    output("docker", "image", "inspect", image)  # pulled by the agent
+    return f"pushed {image}, local copy gone, pulled by the agent for a run"
+
+
+def dask_cluster(stack: Stack) -> str:
+    """`make up DASK=1 DASK_WORKERS=2`: a run's downloads spread over both workers (pages of
+    500 here), its report whole; the workers write as the app user into the same folder."""
+    stack.make("up", "DASK=1", "DASK_WORKERS=2")
+    assert "\nDASK_ADDRESS=tcp://dask-scheduler:8786\nDASK_WORKERS=2\nCOMPOSE_PROFILES=offline,dask\n" \
+        in (stack.dir / ".env").read_text()
+    stack.wait_healthy("dask-scheduler")
+    stack.wait_healthy("dask-worker")
+    workers = stack.containers("dask-worker")
+    assert len(workers) == 2, workers
+    report = stack.successful_runs(6000)[0]
+    logs = [run("docker", "logs", worker, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+            for worker in workers]
+    downloads = [log.count("Task 'download_data[") for log in logs]
+    assert all(downloads), f"download task runs per worker: {downloads}"
+    return f"{report}; download task runs per worker: {downloads}"
+
+
+def remote_agent(stack: Stack) -> str:
+    """`make agent` with its own compose project and network, reaching the API only at the
+    address the stack publishes it on (APOLLO_BIND: this host's Docker bridge address) and
+    pulling from the registry: it claims the run a person labelled for it on the Run page;
+    the stack's agent does not."""
+    (subnet,) = json.loads(output("docker", "network", "inspect", "bridge", "-f", "{{json .IPAM.Config}}"))
+    bridge = subnet.get("Gateway") or str(ipaddress.ip_network(subnet["Subnet"])[1])  # docker0's
+    stack.env["APOLLO_BIND"] = bridge
+    stack.make("up")
+    remote_reports = stack.dir.parent / "remote-reports"
+    stack.agent_settings = {"AGENT_LABEL": "e2e-remote", "HOST_REPORTS_DIR": str(remote_reports),
+                            "PREFECT_API_URL": f"http://{bridge}:{stack.apollo_port}", "DASK_ADDRESS": ""}
+    stack.make("agent", **stack.agent_settings)
+    # That host's own users API: the offline one, on the agent's network under its name.
+    run("docker", "run", "-d", "--name", f"{stack.agent_project}-users-api", "--network",
+        stack.agent_project, "--network-alias", "users-api", stack.env["PROJECT_IMAGE"], "python", "-m",
+        "demo.users_api", "--host", "0.0.0.0", "--port", "8999", "--lifetime", "600", stdout=subprocess.DEVNULL)
+    stack.wait_healthy("agent", agent=True)
+    network = output("docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                     stack.container("agent", agent=True))
+    assert list(json.loads(network)) == [stack.agent_project], network
+    run_id = stack.create_run({"n_users": 13}, labels=["e2e-remote"])
+    flow_run = stack.wait_for_runs([run_id])[run_id]
+    assert flow_run["state"] == "Success", stack.explain(run_id)
+    check_report(remote_reports, run_id, 13)
+    assert not list(stack.reports.glob(f"users-report-*-{run_id[:8]}.csv"))
+    logs = {agent: stack.compose("logs", "--no-color", "agent", agent=agent, capture_output=True,
+                                 text=True).stdout for agent in (False, True)}
+    assert run_id in logs[True] and run_id not in logs[False], "the run was not the remote agent's"
+    run("docker", "rm", "--force", f"{stack.agent_project}-users-api", stdout=subprocess.DEVNULL)
+    stack.make("agent-down", **stack.agent_settings)
+    assert not stack.containers("agent", agent=True)
+    gone = run("docker", "network", "inspect", stack.agent_project, check=False, capture_output=True)
+    assert gone.returncode != 0, "make agent-down left its network"
+    return f"claimed by the remote agent via {bridge}:{stack.apollo_port}, report in its own folder"
+
+
 def down_and_up(stack: Stack) -> str:
     """`make down` keeps the database; `make up` again reuses .env and the registration,
     and the offline demo recorded there."""
@@ -204,6 +281,9 @@ HOPS = [
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
     ("code change + make register: new version, new image, used by runs", code_change),
+    ("REGISTRY_URL: pushed, local copy gone, the agent pulls", registry),
+    ("make agent elsewhere: claims its labelled run, through APOLLO_BIND", remote_agent),
+    ("make up DASK=1 DASK_WORKERS=2: one run over both workers", dask_cluster),
     ("make down, make up: same .env, same registration", down_and_up),
     ("make clean removes the database volume", clean),
 ]

@@ -28,16 +28,17 @@ def run(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(arg) for arg in args], **kwargs)
 
 
-def ensure_debootstrap() -> None:
-    """Installs debootstrap as root where it is missing; otherwise says what to install."""
-    if shutil.which("debootstrap"):
+def ensure_command(command: str, package: str) -> None:
+    """Installs a Debian package as root where its command is missing; otherwise says what
+    to install."""
+    if shutil.which(command):
         return
     if os.geteuid() != 0:
-        raise SystemExit("e2e: making the base image needs root and debootstrap: run it as "
-                         "root, or install debootstrap (apt-get install debootstrap) and retry")
+        raise SystemExit(f"e2e: {command} is missing: run make e2e as root, or install it "
+                         f"(apt-get install {package}) and retry")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run("apt-get", "update", "-qq", env=env)
-    run("apt-get", "install", "-y", "-qq", "debootstrap", env=env, stdout=subprocess.DEVNULL)
+    run("apt-get", "install", "-y", "-qq", package, env=env, stdout=subprocess.DEVNULL)
 
 
 def base_image() -> str:
@@ -47,7 +48,7 @@ def base_image() -> str:
     if run("docker", "image", "inspect", tag, check=False, capture_output=True).returncode == 0:
         print(f"   {tag} is cached")
         return tag
-    ensure_debootstrap()
+    ensure_command("debootstrap", "debootstrap")
     if os.geteuid() != 0:
         raise SystemExit(f"e2e: making the base image {tag} needs root (debootstrap, chroot)")
     with tempfile.TemporaryDirectory(prefix="e2e-base-") as work:

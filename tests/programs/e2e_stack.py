@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.programs.e2e_base import run
+from tests.programs.e2e_base import ensure_command, run
 from tests.programs.smoke import check_report
 from tests.support import ROOT, free_port
 from tests.support.compose_versions import compose_v1, docker_config_with_v2
@@ -42,6 +42,9 @@ class Stack:
         self.app_uid = os.getuid() or 1000  # what `make up` writes into .env
         self.apollo_port, self.ui_port = free_port(), free_port()
         self.flow_image = f"{self.name}-flow"
+        self.agent_project = f"{self.name}-agent"  # `make agent`'s, beside the stack
+        self.agent_settings = {}  # what `make agent` was given, for compose on its project
+        self.registry = None
         self.env = {
             "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
             # Where Docker looks for CLI plugins: Compose v2 for v2, none for v1.
@@ -54,6 +57,8 @@ class Stack:
             "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
             "SCHEDULE_CRON": "* * * * *", "SCHEDULE_N_USERS": "5",
             "HTTP_RETRIES": "1", "HTTP_RETRY_DELAY": "1",
+            # Small pages: a run of a few thousand users has enough for two Dask workers.
+            "PAGE_SIZE": "500", "AGENT_PROJECT": self.agent_project,
         }
         (work / "docker").mkdir(exist_ok=True)
         if "DOCKER_HOST" in os.environ:
@@ -61,43 +66,57 @@ class Stack:
         # v2 through the Makefile's own detection; v1 named, as a user without v2 has it.
         self.compose_command = ["docker", "compose"] if version == "v2" else [compose_v1()]
         self.make_args = [] if version == "v2" else [f"COMPOSE={self.compose_command[0]}"]
-        self.api = f"http://127.0.0.1:{self.apollo_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://{self.env.get('APOLLO_BIND', '127.0.0.1')}:{self.apollo_port}"
 
     def refuse_if_in_use(self) -> None:
         """Two stacks must not share a project, network or volume: stop rather than join one."""
-        containers = output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}")
-        network = run("docker", "network", "inspect", self.name, check=False, capture_output=True)
+        containers = [output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}")
+                      for name in (self.name, self.agent_project)]
+        networks = [run("docker", "network", "inspect", name, check=False, capture_output=True).returncode
+                    for name in (self.name, self.agent_project)]
         volume = run("docker", "volume", "inspect", f"{self.name}_postgres-data", check=False,
                      capture_output=True)
-        if containers or network.returncode == 0 or volume.returncode == 0:
+        if any(containers) or 0 in networks or volume.returncode == 0:
             raise SystemExit(f"e2e: the compose project {self.name} is in use (its containers, "
                              f"network or volume exist): is another make e2e running? If not, "
                              f"remove them: docker compose -p {self.name} down --volumes")
 
-    def make(self, *args, check=True) -> subprocess.CompletedProcess:
+    def make(self, *args, check=True, **settings) -> subprocess.CompletedProcess:
+        """`make args` in the checkout, with `settings` in its environment as well."""
         result = run("make", "--no-print-directory", "-C", self.dir, *args,
-                     f"VENV={ROOT / '.venv'}", *self.make_args, env=self.env, check=False,
-                     capture_output=True, text=True)
+                     f"VENV={ROOT / '.venv'}", *self.make_args, env={**self.env, **settings},
+                     check=False, capture_output=True, text=True)
         if check and result.returncode != 0:
             raise AssertionError(f"make {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
         return result
 
-    def compose(self, *args, **kwargs) -> subprocess.CompletedProcess:
-        return run(*self.compose_command, *args, cwd=self.dir,
-                   env={**self.env, "COMPOSE_PROFILES": "offline"}, **kwargs)
+    def compose(self, *args, agent=False, **kwargs) -> subprocess.CompletedProcess:
+        """Compose on the stack, every profile on; or (`agent`) on `make agent`'s project."""
+        where = (["--project-directory", ".", "-f", "agent/docker-compose.yml", "-p", self.agent_project]
+                 if agent else [])
+        env = {**self.env, **(self.agent_settings if agent else {}), "COMPOSE_PROFILES": "offline,dask"}
+        return run(*self.compose_command, *where, *args, cwd=self.dir, env=env, **kwargs)
 
-    def container(self, service: str) -> str:
-        return self.compose("ps", "-q", service, capture_output=True, text=True).stdout.strip()
+    def containers(self, service: str, agent=False) -> list:
+        return self.compose("ps", "-q", service, agent=agent, capture_output=True, text=True).stdout.split()
 
-    def wait_healthy(self, service: str, seconds: float = 120) -> None:
+    def container(self, service: str, agent=False) -> str:
+        (container,) = self.containers(service, agent)
+        return container
+
+    def wait_healthy(self, service: str, seconds: float = 120, agent=False) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            status = output("docker", "inspect", "-f", "{{.State.Health.Status}}", self.container(service))
-            if status == "healthy":
+            statuses = [output("docker", "inspect", "-f", "{{.State.Health.Status}}", container)
+                        for container in self.containers(service, agent)]
+            if statuses and set(statuses) == {"healthy"}:
                 return
             time.sleep(1)
-        raise AssertionError(f"{service} is not healthy after {seconds:g} s ({status})")
+        raise AssertionError(f"{service} is not healthy after {seconds:g} s ({statuses})")
 
     def state(self) -> dict:
         with urllib.request.urlopen(f"{self.api}/standin/state", timeout=10) as response:
@@ -107,15 +126,15 @@ class Stack:
         (flow,) = [flow for flow in self.state()["flow"].values() if not flow["archived"]]
         return flow
 
-    def create_run(self, inputs=None) -> str:
+    def create_run(self, inputs=None, labels=None) -> str:
         """A run started as a person starts it in the UI: on the flow's Run page with
-        `inputs`, or with Quick Run (no inputs)."""
+        `inputs` (and `labels` instead of the flow's), or with Quick Run (no inputs)."""
         flow = self.active_flow()
         if inputs is None:
             variables = {"id": flow["id"]}
         else:
             page = post(self.api, FLOW_PAGE_QUERY, {"id": flow["flow_group_id"]})["data"]["flow_group_by_pk"]
-            variables = run_page_variables(page, inputs, "e2e-run")
+            variables = run_page_variables(page, inputs, "e2e-run", labels)
         answer = post(self.api, CREATE_FLOW_RUN, variables)
         assert "errors" not in answer, answer
         return answer["data"]["create_flow_run"]["id"]
@@ -163,17 +182,43 @@ class Stack:
         assert owner == self.app_uid, f"{report.name} belongs to uid {owner}, not {self.app_uid}"
         return f"{report.name}: {n_users} rows, owner uid {owner}"
 
+    def start_registry(self) -> str:
+        """A registry on loopback (Debian's docker-registry here, the CNCF distribution that
+        registry:2 runs), stopping by itself; returns its address for REGISTRY_URL."""
+        ensure_command("docker-registry", "docker-registry")
+        port = free_port()
+        config = self.dir.parent / "registry.yml"
+        config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir.parent / 'registry'}\n"
+                          f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
+        self.registry = subprocess.Popen(["timeout", "3600", "docker-registry", "serve", str(config)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        address = f"127.0.0.1:{port}"
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=2).close()
+                return address
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"the registry did not answer at {address}")
+
     def tear_down(self) -> None:
-        """Everything it made. The agent stops first, so that it starts no flow container
-        while the rest goes; the flow containers it started carry the project's labels
-        (DockerAgent copies its own) and keep the network busy until they are removed."""
+        """Everything it made. The agents stop first, so that they start no flow container
+        while the rest goes; the flow containers they started carry their projects' labels
+        (DockerAgent copies its own) and keep the networks busy until they are removed."""
         quiet = {"check": False, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.compose("stop", "--timeout", "5", "agent", **quiet)
-        flow_runs = output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}",
-                           "--filter", "label=io.prefect.flow-run-id").split()
-        if flow_runs:
-            run("docker", "rm", "--force", *flow_runs, **quiet)
+        self.compose("stop", "--timeout", "5", "agent", agent=True, **quiet)
+        for project in (self.name, self.agent_project):
+            flow_runs = output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
+                               "--filter", "label=io.prefect.flow-run-id").split()
+            if flow_runs:
+                run("docker", "rm", "--force", *flow_runs, **quiet)
+        run("docker", "rm", "--force", f"{self.agent_project}-users-api", **quiet)
+        self.compose("down", "--timeout", "5", agent=True, **quiet)
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", **quiet)
-        images = output("docker", "images", "--format", "{{.Repository}}:{{.Tag}}", self.flow_image).split()
-        run("docker", "rmi", "--force", self.env["PROJECT_IMAGE"], *images, check=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        images = output("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").split()
+        flow_images = [image for image in images if image.split(":")[-2].endswith(self.flow_image)]
+        run("docker", "rmi", "--force", self.env["PROJECT_IMAGE"], *flow_images, **quiet)
+        if self.registry:
+            self.registry.terminate()
+            self.registry.wait()

@@ -31,6 +31,7 @@ class FakeDockerClient:
                 "create_networking_config": args[0] if args else None,
                 "create_endpoint_config": {},
                 "create_container": {"Id": f"container-{len(self.calls)}"},
+                "pull": [],  # its progress lines
             }.get(name, True)
 
         return call
