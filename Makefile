@@ -39,7 +39,7 @@ endef
 .PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down
 
 help: ## list the commands
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Written once, from .env.example, never overwritten: each empty secret gets 24 random bytes
 # in hex, the reports folder its absolute path (the agent binds it from the host), APP_UID

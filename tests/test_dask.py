@@ -1,46 +1,21 @@
 """One run across a Dask cluster (DASK_ADDRESS): a real `dask-scheduler` and two
 `dask-worker` processes on loopback, from the pinned distributed, each stopping by itself."""
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import finish, pipeline_env, start_run
 from tests.support import free_port, run_module
+from tests.support.dask_cluster import local_cluster
 from tests.test_users_report import read_csv
-
-BIN = Path(sys.executable).parent
-
-
-def start(args, env, log: Path) -> subprocess.Popen:
-    # `timeout`: the cluster stops by itself even if the test dies.
-    return subprocess.Popen(["timeout", "180", *map(str, args)], env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 @pytest.fixture
 def cluster(request, users_api, reports_dir, tmp_path):
     """A scheduler and `request.param` workers with the pipeline's settings; yields the
     scheduler's address and the workers' logs."""
-    env = pipeline_env(users_api.url, reports_dir)
-    address = f"tcp://127.0.0.1:{free_port()}"
-    host, port = address[6:].split(":")
-    processes = [start([BIN / "dask-scheduler", "--host", host, "--port", port, "--no-dashboard"],
-                       env, tmp_path / "scheduler.log")]
-    logs = [tmp_path / f"worker-{n}.log" for n in range(request.param)]
-    processes += [start([BIN / "dask-worker", address, "--nthreads", "2", "--no-dashboard",
-                         "--name", f"worker-{n}", "--local-directory", tmp_path], env, log)
-                  for n, log in enumerate(logs)]
-    deadline = time.monotonic() + 60
-    while sum("Registered to" in log.read_text() for log in logs) < len(logs):
-        assert time.monotonic() < deadline, "the Dask workers did not join"
-        time.sleep(0.5)
-    yield address, logs
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=30)
+    with local_cluster(request.param, pipeline_env(users_api.url, reports_dir), tmp_path) as cluster:
+        yield cluster
 
 
 @pytest.mark.parametrize("cluster", [2], indirect=True)

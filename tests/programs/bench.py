@@ -7,7 +7,9 @@ time per user flat within 10% from 100,000 to 1,000,000 users with peak RSS < 40
 pages downloaded concurrently ≥ 3× faster than one by one at 50 ms per request; against
 an API with a limit (scaled down from 20,000 users per 5 min), ≥ 90% of the fastest pace
 the limit allows; at 1,000,000 users, ≤ 1.25× the floor (the same pages fetched 4 at a time
-and joined, nothing checked). The fakes have no limit unless said, and the runs pace to none.
+and joined, nothing checked). Then the same million on a local Dask cluster of 2 workers,
+for the README's figures (no goal: here the workers share the host's 2 cores). The fakes
+have no limit unless said, and the runs pace to none.
 """
 import json
 import os
@@ -21,6 +23,7 @@ from pathlib import Path
 from flows.users_report.pacing import minimum_wait
 from flows.users_report.utils import duration
 from tests.support import ROOT, free_port
+from tests.support.dask_cluster import local_cluster
 
 
 MIB = 1024  # ru_maxrss is in KiB
@@ -95,12 +98,10 @@ def measure(kind: str, n_users: int, url: str, repeat: int = 1, **settings) -> d
     return results[len(results) // 2]
 
 
-def run_once(kind: str, n_users: int, url: str, settings: dict) -> dict:
-    with tempfile.TemporaryDirectory() as reports:
-        env = {**os.environ, "RANDOMUSER_URL": url, "REPORTS_DIR": reports,
-               "PREFECT__LOGGING__LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
-               "USERS_API_LIMIT": "0"}
-        env.update({key: str(value) for key, value in settings.items()})
+def run_once(kind: str, n_users: int, url: str, settings: dict, reports: str = None) -> dict:
+    """One measured run, writing into `reports` (default: a folder of its own)."""
+    with tempfile.TemporaryDirectory() as own_reports:
+        env = run_env(url, reports or own_reports, settings)
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.programs.bench", "--child", kind, str(n_users)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
@@ -114,6 +115,22 @@ def run_once(kind: str, n_users: int, url: str, settings: dict) -> dict:
     if result["rows"] != n_users:
         raise SystemExit(f"bench: {kind} wrote {result['rows']} rows for {n_users} users")
     return result
+
+
+def run_env(url: str, reports: str, settings: dict) -> dict:
+    env = {**os.environ, "RANDOMUSER_URL": url, "REPORTS_DIR": reports,
+           "PREFECT__LOGGING__LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "USERS_API_LIMIT": "0"}
+    env.update({key: str(value) for key, value in settings.items()})
+    return env
+
+
+def on_dask(n_users: int, url: str, workers: int = 2) -> dict:
+    """One run on a local Dask cluster (`workers` processes of 2 threads, as many downloads
+    at once as one host's 4 threads), sharing the run's reports folder: what DASK_ADDRESS
+    costs where the workers share the host. Its peak RSS is the flow runner's only."""
+    with tempfile.TemporaryDirectory() as reports:
+        with local_cluster(workers, run_env(url, reports, {}), Path(reports), lifetime=600) as (address, _):
+            return run_once("project", n_users, url, {"DASK_ADDRESS": address}, reports)
 
 
 @contextmanager
@@ -158,6 +175,9 @@ def main() -> None:
         floor = measure("floor", 1_000_000, url, repeat=3)
         line("floor: fetch 200 pages, join them", 1_000_000, floor,
              f"project / floor = {per_user[1_000_000] * 1_000_000 / floor['seconds']:.2f}x (goal <= 1.25x)")
+        dask = on_dask(1_000_000, url)
+        line("project on Dask, 2 local workers", 1_000_000, dask,
+             f"{dask['seconds'] / (per_user[1_000_000] * 1_000_000):.2f}x one host's time (same 2 cores)")
     with fake_api(latency=0.05) as url:
         # 80 pages of 100 users: pages small enough that waiting on the API, not the CPU
         # (Prefect's own ~8 ms a task run, then parsing), sets the pace.
