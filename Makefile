@@ -36,7 +36,7 @@ mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down
+.PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down backup restore
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,6 +91,30 @@ agent: .env ## start only an agent, for a server elsewhere (README: Scaling out)
 
 agent-down: ## stop the agent `make agent` started
 	$(AGENT_COMPOSE) down
+
+# The server's database, dumped by its own postgres container while the stack runs. The
+# dump drops and re-creates what it holds, so restoring it into the live database works.
+backup: SHELL := /bin/bash
+backup: ## write the server's database to backups/prefect-<UTC time>.sql.gz
+	@set -o pipefail; mkdir -p backups; umask 077; \
+	file=backups/prefect-$$(date -u +%Y%m%dT%H%M%SZ).sql.gz; \
+	$(COMPOSE) exec -T postgres pg_dump --clean --if-exists -U prefect prefect_server \
+	  | gzip > "$$file.partial" && mv "$$file.partial" "$$file" \
+	  || { rm -f "$$file.partial"; echo "error: backup failed: is the stack up? (make ps)" >&2; exit 1; }; \
+	echo "$$file ($$(du -h "$$file" | cut -f1))"
+
+# Stops what writes to the database (the API, Hasura, towel, the agent), restores, starts
+# them again. Runs whose containers are running now lose their state updates meanwhile.
+WRITERS := agent towel apollo graphql hasura
+restore: SHELL := /bin/bash
+restore: ## replace the server's database with FILE=backups/...sql.gz (asks first; YES=1 does not)
+	@[ -f "$(FILE)" ] || { echo "error: FILE=$(FILE) is not a file: make restore FILE=backups/prefect-<time>.sql.gz" >&2; exit 2; }
+	@[ "$(YES)" = 1 ] || { read -r -p "Replace every flow, run and log on the server with $(FILE)? [y/N] " answer; \
+	  [ "$$answer" = y ] || { echo "Nothing restored."; exit 1; }; }
+	@set -o pipefail; $(COMPOSE) stop $(WRITERS) && \
+	if gunzip -c "$(FILE)" | $(COMPOSE) exec -T postgres psql -q -v ON_ERROR_STOP=1 -U prefect -d prefect_server >/dev/null; \
+	then restored=1; fi; $(COMPOSE) up -d $(WRITERS); \
+	if [ "$$restored" = 1 ]; then echo "Restored $(FILE)."; else echo "error: restoring $(FILE) failed (above); the services run again on what the database holds" >&2; exit 1; fi
 
 logs: ## follow the stack's logs
 	$(COMPOSE) logs --follow --tail=100

@@ -43,3 +43,31 @@ def ensure_project(client: prefect.Client, name: str) -> None:
     query = {"query": {with_args("project", {"where": {"name": {"_eq": name}}}): {"id"}}}
     if not client.graphql(query).data.project:
         client.create_project(project_name=name)
+
+
+# The states a run ends in (NOTIFY_ON=failed: the failures only).
+NOTIFY_STATES = {"failed": ["FAILED", "TIMEDOUT"], "all": ["CANCELLED", "FAILED", "SUCCESS", "TIMEDOUT"]}
+HOOK_NAME = "users-report alerts"
+CREATE_HOOK = "mutation($input: create_cloud_hook_input!) { create_cloud_hook(input: $input) { id } }"
+DELETE_HOOK = "mutation($input: delete_cloud_hook_input!) { delete_cloud_hook(input: $input) { success } }"
+
+
+def ensure_alert_hook(client: prefect.Client, flow_id: str, url: str, notify_on: str) -> None:
+    """Leaves exactly one cloud hook of ours on the flow's version group: Prefect Server
+    posts to `url` (Slack's format) when a run ends in one of NOTIFY_ON's states, whatever
+    ended it, a dead container included. No URL: none. The URL is a secret: never printed."""
+    flow = client.graphql({"query": {with_args("flow_by_pk", {"id": flow_id}): {"version_group_id"}}})
+    group = flow.data.flow_by_pk.version_group_id
+    where = {"version_group_id": {"_eq": group}, "name": {"_eq": HOOK_NAME}}
+    hooks = client.graphql({"query": {with_args("cloud_hook", {"where": where}): {
+        "id", "type", "states", "config"}}}).data.cloud_hook
+    wanted = {"type": "SLACK_WEBHOOK", "states": NOTIFY_STATES[notify_on], "config": {"url": url}}
+    keep = next((hook.id for hook in hooks if url and {"type": hook.type, "states": sorted(hook.states),
+                                                       "config": dict(hook.config)} == wanted), None)
+    for hook in hooks:
+        if hook.id != keep:
+            client.graphql(DELETE_HOOK, variables={"input": {"cloud_hook_id": hook.id}})
+    if url and not keep:
+        tenant_id = client.get_available_tenants()[0]["id"]
+        client.graphql(CREATE_HOOK, variables={"input": {
+            **wanted, "tenant_id": tenant_id, "name": HOOK_NAME, "version_group_id": group}})

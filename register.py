@@ -18,7 +18,7 @@ import prefect
 from prefect.run_configs import DockerRun
 from prefect.storage import Docker
 
-from deployment import ensure_project
+from deployment import ensure_alert_hook, ensure_project
 from flows.users_report.schedules import build_schedule
 from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE, load_stack_settings
 
@@ -84,8 +84,9 @@ def main(argv=None) -> int:
     if not args.skip_build:
         flow.storage.build()  # pushes too, when REGISTRY_URL is set
     # The same code, schedule and settings give the same key: no new version.
-    flow.register(project_name=settings.project, build=False,
-                  idempotency_key=flow.serialized_hash())
+    flow_id = flow.register(project_name=settings.project, build=False,
+                            idempotency_key=flow.serialized_hash())
+    ensure_alert_hook(prefect.Client(), flow_id, settings.notify_webhook_url, settings.notify_on)
     return 0
 
 

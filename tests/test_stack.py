@@ -129,8 +129,9 @@ def test_the_flow_image_tag_follows_the_flows_code_not_the_demo_users_api(tmp_pa
     ("SCHEDULE_CRON", "every day", "error: SCHEDULE_CRON='every day' is not a cron expression"),
     ("SCHEDULE_TZ", "Mars/Olympus", "error: SCHEDULE_TZ='Mars/Olympus' is not a timezone"),
     ("SCHEDULE_N_USERS", "0", "error: SCHEDULE_N_USERS='0' is not allowed: use a whole number from 1"),
+    ("NOTIFY_ON", "sometimes", "error: NOTIFY_ON='sometimes' is not allowed: use failed or all"),
 ])
-def test_bad_schedule_settings_fail_with_one_line(config, name, value, message):
+def test_bad_deployment_settings_fail_with_one_line(config, name, value, message):
     result = dry_run({**service_env(config, "register"), name: value})
     assert result.returncode == 2
     assert result.stdout == ""

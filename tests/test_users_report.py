@@ -1,5 +1,7 @@
 """End-to-end runs of the "Users report" flow against the fake users API on loopback."""
 import csv
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,44 @@ def test_more_pages_than_the_api_serves_are_refused_before_any_download(run_pipe
         "pages 1 to 10,000: raise PAGE_SIZE"
     )
     assert users_api.requests == []
+
+
+def aged(path: Path, days: float, folder=False) -> Path:
+    """A file (or folder) last modified `days` ago."""
+    path.mkdir() if folder else path.write_text("old\n")
+    then = time.time() - days * 24 * 3600
+    os.utime(path, (then, then))
+    return path
+
+
+@pytest.mark.parametrize("keep_days", ["30", "0"])
+def test_a_successful_run_removes_only_its_flows_old_reports(keep_days, run_pipeline, reports_dir):
+    old_report = aged(reports_dir / "users-report-20200101T090000Z-0a1b2c3d.csv", 31)
+    recent_report = aged(reports_dir / "users-report-20201201T090000Z-4e5f6a7b.csv", 29)
+    kept_anyway = [
+        aged(reports_dir / "report.csv", 400),
+        aged(reports_dir / "users-report-final.csv", 400),  # a person's file, not a run's
+        aged(reports_dir / "notes.txt", 400),
+        aged(reports_dir / ".staging-users-report-20201201T090000Z-4e5f6a7b", 0.5, folder=True),
+    ]
+    dead_run = aged(reports_dir / ".staging-users-report-20200101T090000Z-0a1b2c3d", 2, folder=True)
+
+    result = run_pipeline(7, REPORTS_KEEP_DAYS=keep_days)
+
+    assert result.returncode == 0, result.stderr
+    own_report = Path(result.stdout.strip().splitlines()[-1])
+    assert own_report.exists() and len(read_csv(own_report)[1]) == 7
+    assert all(path.exists() for path in kept_anyway + [recent_report])
+    assert not dead_run.exists()
+    assert old_report.exists() == (keep_days == "0")
+    removed = sorted([old_report.name] * (keep_days == "30") + [dead_run.name])
+    assert f"Removed {len(removed)} old files (REPORTS_KEEP_DAYS={keep_days}): {', '.join(removed)}" \
+        in result.stdout + result.stderr
+
+
+def test_a_failed_run_removes_no_report(run_pipeline, reports_dir):
+    old_report = aged(reports_dir / "users-report-20200101T090000Z-0a1b2c3d.csv", 31)
+
+    result = run_pipeline(0)
+
+    assert result.returncode == 1 and old_report.exists()

@@ -6,23 +6,6 @@ exits 1.
 import argparse
 import sys
 
-from prefect.engine.state import TriggerFailed
-
-
-def failure_reason(flow, flow_state) -> str:
-    """The message of the first task that failed by itself (not because an upstream did),
-    or the flow runner's own error (its executor could not start, say)."""
-    if isinstance(flow_state.result, Exception):
-        return str(flow_state.result).splitlines()[0]
-    for task in flow.sorted_tasks():
-        state = flow_state.result.get(task)
-        if state is None:
-            continue
-        for attempt in (state.map_states if state.is_mapped() else [state]):
-            if attempt.is_failed() and not isinstance(attempt, TriggerFailed):
-                return attempt.message
-    return flow_state.message
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,7 +20,9 @@ def main(argv=None) -> int:
     if state.is_successful():
         print(state.result[report].result)
         return 0
-    print(f"error: {failure_reason(flow, state)}", file=sys.stderr)
+    # The flow runner's own error (its executor could not start, say), or the run's reason.
+    reason = state.result if isinstance(state.result, Exception) else state.message
+    print(f"error: {str(reason).splitlines()[0]}", file=sys.stderr)
     return 1
 
 

@@ -1,23 +1,66 @@
 """The "Users report" flow: download random users, parse them, save them as a CSV report."""
+from typing import Optional
+
+import prefect
 from prefect import Flow, Parameter
+from prefect.engine.state import Failed, TriggerFailed
 from prefect.executors import DaskExecutor, LocalDaskExecutor
+from prefect.utilities.graphql import EnumValue, with_args
 
 from flows.users_report.tasks import (
     SETTINGS,
     download_data,
     parse_data,
     plan_pages,
+    remove_old_reports,
     remove_staging,
     save_report,
 )
 
-with Flow("Users report") as flow:
+def first_failure(flow: Flow, task_states: dict) -> Optional[str]:
+    """The message of the first task that failed by itself (not because an upstream did)."""
+    for task in flow.sorted_tasks():
+        task_state = task_states.get(task)
+        if task_state is None:
+            continue
+        for attempt in (task_state.map_states if task_state.is_mapped() else [task_state]):
+            if attempt.is_failed() and not isinstance(attempt, TriggerFailed):
+                return attempt.message
+    return None
+
+
+def first_failure_on_server() -> Optional[str]:
+    """The same, asked of the server: a run it started keeps no task states in its result."""
+    where = {"flow_run_id": {"_eq": prefect.context.flow_run_id}, "state": {"_eq": "Failed"}}
+    query = {"query": {with_args("task_run", {
+        "where": where, "order_by": {"state_start_time": EnumValue("asc")}, "limit": 1}): {"state_message"}}}
+    try:
+        failed = prefect.Client().graphql(query).data.task_run
+    except Exception:  # the API is down: the run ends with Prefect's own message
+        return None
+    return failed[0].state_message if failed else None
+
+
+def say_why(flow: Flow, old_state, new_state):
+    """A failed run's own message says why (its page in the UI, alerts, `make run`), where
+    Prefect would say "Some reference tasks failed."."""
+    if not new_state.is_failed() or not isinstance(new_state.result, dict):
+        return new_state
+    if new_state.result:  # a local run (flow.run) returns every task's state
+        reason = first_failure(flow, new_state.result)
+    else:
+        reason = first_failure_on_server()
+    return Failed(reason, result=new_state.result) if reason else new_state
+
+
+with Flow("Users report", state_handlers=[say_why]) as flow:
     n_users = Parameter("n_users", default=10)
     pages = plan_pages(n_users)
     report = save_report(parse_data(download_data.map(pages)))
     remove_staging(upstream_tasks=[report])
+    remove_old_reports(upstream_tasks=[report])  # only after a successful run
 
-# The run succeeds or fails with its report, whatever the clean-up does.
+# The run succeeds or fails with its report, whatever the clean-ups do.
 flow.set_reference_tasks([report])
 
 

@@ -15,7 +15,7 @@ FLOW_SCRIPT_IN_IMAGE = "/app/flows/users_report/flows.py"
 PIPELINE_VARIABLES = (
     "RANDOMUSER_URL", "HTTP_TIMEOUT", "HTTP_RETRIES", "HTTP_RETRY_DELAY", "PAGE_SIZE",
     "DOWNLOAD_WORKERS", "USERS_API_LIMIT", "USERS_API_WINDOW", "USERS_API_MAX_WAIT",
-    "DASK_ADDRESS", "DASK_WORKER_WAIT",
+    "DASK_ADDRESS", "DASK_WORKER_WAIT", "REPORTS_KEEP_DAYS",
 )
 # The randomuser API serves 1 to this many users per request (outside that range: 1 user),
 # and pages up to API_MAX_PAGE (later ones become page 1, the same users again).
@@ -48,6 +48,13 @@ def _number(name, default, kind, low, high):
     return value
 
 
+def _choice(name, default, allowed):
+    value = _text(name, default).lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={os.environ[name]!r} is not allowed: use {' or '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     randomuser_url: str
@@ -62,6 +69,7 @@ class Settings:
     users_api_max_wait: float
     dask_address: str
     dask_worker_wait: float
+    reports_keep_days: int
 
 
 def load_settings() -> Settings:
@@ -84,6 +92,8 @@ def load_settings() -> Settings:
         # threads in the flow run's own process.
         dask_address=_text("DASK_ADDRESS", ""),
         dask_worker_wait=_number("DASK_WORKER_WAIT", 60.0, float, 1, 3600),
+        # Per-run reports older than this many days go after each successful run (0: keep).
+        reports_keep_days=_number("REPORTS_KEEP_DAYS", 30, int, 0, 36_500),
     )
 
 
@@ -102,6 +112,8 @@ class StackSettings:
     network: str
     host_reports_dir: str
     apollo_wait_seconds: float
+    notify_webhook_url: str
+    notify_on: str
 
 
 def load_stack_settings() -> StackSettings:
@@ -117,4 +129,7 @@ def load_stack_settings() -> StackSettings:
         network=_text("PREFECT_NETWORK", "prefect-server"),
         host_reports_dir=_text("HOST_REPORTS_DIR", ""),
         apollo_wait_seconds=_number("APOLLO_WAIT_SECONDS", 300.0, float, 1, 3600),
+        # A Slack-format incoming webhook the server posts to when a run ends (empty: off).
+        notify_webhook_url=_text("NOTIFY_WEBHOOK_URL", ""),
+        notify_on=_choice("NOTIFY_ON", "failed", ("failed", "all")),
     )

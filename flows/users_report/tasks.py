@@ -4,6 +4,7 @@ Pages travel between tasks as files in the run's staging folder, never as task r
 Prefect keeps every result in memory until the run ends, and a million users would not fit.
 """
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -267,3 +268,42 @@ def save_report(pages: List[PageSummary]) -> str:
 def remove_staging() -> None:
     """Removes the run's downloaded pages, whether the run succeeded or not."""
     shutil.rmtree(staging_dir(SETTINGS.reports_dir), ignore_errors=True)
+
+
+# What this flow writes into the reports folder: per-run reports, and what a run that died
+# can leave behind (its staging folder, its report half written).
+RUN_REPORT = re.compile(r"users-report-\d{8}T\d{6}Z-[0-9a-f]{8}\.csv")
+RUN_LEFTOVER = re.compile(r"\.staging-users-report-\d{8}T\d{6}Z-[0-9a-f]{8}|\.users-report-.+\.csv\.partial")
+DAY = 24 * 3600
+
+
+@task
+def remove_old_reports() -> List[str]:
+    """After a successful run: deletes this flow's per-run reports older than
+    REPORTS_KEEP_DAYS (never report.csv, this run's report, or any other file), and the
+    leftovers of runs that died once a day old; logs what went."""
+    keep_days = SETTINGS.reports_keep_days
+    # A live run may wait for the users API's limit, touching nothing, up to its bound.
+    leftover_age = max(DAY, SETTINGS.users_api_max_wait + 3600)
+    mine = {f"{run_name()}.csv", staging_dir(SETTINGS.reports_dir).name}
+    now, removed = time.time(), []
+    # Listed first: deleting while reading a folder may skip entries, and remove_staging
+    # deletes in it at the same time.
+    for path in list(SETTINGS.reports_dir.iterdir()):
+        try:
+            age = now - path.lstat().st_mtime
+        except FileNotFoundError:  # another run's clean-up was first
+            continue
+        if path.name in mine or path.is_symlink():
+            continue
+        if keep_days and RUN_REPORT.fullmatch(path.name) and age > keep_days * DAY:
+            path.unlink(missing_ok=True)  # another run may have removed it first
+        elif RUN_LEFTOVER.fullmatch(path.name) and age > leftover_age:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path.name)
+    if removed:
+        log(f"Removed {len(removed)} old files (REPORTS_KEEP_DAYS={keep_days}): "
+            + ", ".join(sorted(removed)))
+    return removed

@@ -7,12 +7,13 @@ import threading
 from graphql import GraphQLError, graphql_sync, parse
 
 from tests.prefect_api_standin.flows import Flows
+from tests.prefect_api_standin.hooks import Hooks
 from tests.prefect_api_standin.runs import Runs
 from tests.prefect_api_standin.schema import build_standin_schema
 from tests.prefect_api_standin.tables import Tables
 
 
-class PrefectAPIStandIn(Flows, Runs, Tables):
+class PrefectAPIStandIn(Flows, Runs, Hooks, Tables):
     """The API's state and resolvers; `serve()` puts it on HTTP (server.py)."""
 
     def __init__(self):

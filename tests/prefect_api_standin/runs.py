@@ -153,6 +153,7 @@ class Runs:
                         message=state.get("message"))
             if table == "flow_run":
                 self._flow_run_state(run, state)
+                self._call_hooks(run, state)
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})
         return {"states": results}
 

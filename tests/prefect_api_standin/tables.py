@@ -43,7 +43,7 @@ COMPARISONS = {
 TIME_COLUMNS = {"scheduled_start_time", "start_time", "end_time", "heartbeat",
                 "state_start_time", "timestamp", "created"}
 TABLES = ("tenant", "project", "flow_group", "flow", "task", "flow_run", "flow_run_state",
-          "task_run", "log", "agent", "task_run_artifact", "state_history")
+          "task_run", "log", "agent", "task_run_artifact", "state_history", "cloud_hook")
 
 
 def now() -> str:

@@ -7,15 +7,17 @@ are never touched) and its own compose project, network, ports and images, refus
 start where that project is already in use. In the copy: `make up OFFLINE=1` writes
 `.env`, builds, starts the stack and registers the flow; then `make ps`, `make smoke`,
 more runs through the API, a code change and `make register`, `make down`, `make up`
-again and `make clean`, each checked. Only what cannot be pulled here is swapped, through
-COMPOSE_FILE (tests/programs/docker-compose.placeholders.yml): postgres, hasura, graphql, towel and
-ui are placeholders, and apollo is the Prefect API stand-in. Everything else (the project
+again, `make backup` and `make restore`, and `make clean`, each checked. Only what cannot
+be pulled here is swapped, through COMPOSE_FILE (tests/programs/docker-compose.placeholders.yml):
+postgres is Debian's PostgreSQL started as the official image starts, hasura, graphql,
+towel and ui are placeholders, and apollo is the Prefect API stand-in. Everything else (the project
 image and the flow image built by Prefect's Docker storage, the real DockerAgent starting
 flow containers, the offline users API, reports on this host) is the user's.
 
 Each hop is printed as it passes, and all once more at the end. Everything it made is
 removed, even after a failure.
 """
+import gzip
 import ipaddress
 import json
 import re
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.programs.e2e_base import base_image, run
+from tests.programs.e2e_base import base_image, postgres_image, run
 from tests.programs.e2e_stack import Stack, output
 from tests.programs.smoke import check_report
 from tests.support.compose_versions import compose_v1
@@ -130,6 +132,30 @@ def zero_users(stack: Stack) -> str:
     assert reason, messages
     assert not list(stack.reports.glob(f"users-report-*-{run_id[:8]}.csv"))
     return reason
+
+
+def alerts(stack: Stack) -> str:
+    """NOTIFY_WEBHOOK_URL set, `make register`: one cloud hook; a run failing on n_users=0
+    makes the server post one Slack-format alert to a receiver on the stack's network."""
+    name = f"{stack.name}-hooks"
+    run("docker", "run", "-d", "--name", name, "--network", stack.name, "-v", f"{stack.dir}:/src:ro",
+        "-w", "/src", "-e", "PYTHONPATH=/src", stack.env["PROJECT_IMAGE"], "python", "-m",
+        "tests.support.webhook_receiver", "--host", "0.0.0.0", "--lifetime", "900", stdout=subprocess.DEVNULL)
+    stack.env["NOTIFY_WEBHOOK_URL"] = f"http://{name}:8998/hooks/e2e/secret"
+    stack.make("register")
+    stack.make("register")
+    assert len(stack.state()["cloud_hook"]) == 1, stack.state()["cloud_hook"]
+    run_id = stack.create_run({"n_users": 0})
+    assert stack.wait_for_runs([run_id])[run_id]["state"] == "Failed", stack.explain(run_id)
+    deadline = time.monotonic() + 30
+    while not (posted := output("docker", "logs", name)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (alert,) = [json.loads(line) for line in posted.splitlines()]
+    text = "\n".join(block["text"]["text"] for block in alert["blocks"])
+    assert "*State:* `Failed`" in text and "n_users must be a whole number" in text, text
+    assert f"*Link:* http://localhost:8080/default/flow-run/{run_id}" in text, text
+    run("docker", "rm", "--force", name, stdout=subprocess.DEVNULL)  # later alerts fail quietly
+    return f"one hook after two registrations; the failed run's alert: {text.splitlines()[2][:80]}"
 
 
 def agent_restart(stack: Stack) -> str:
@@ -257,6 +283,32 @@ def down_and_up(stack: Stack) -> str:
     return f"{took:.0f} s to the URL line (warm); same .env, no new version, runs claimed again"
 
 
+def backup_and_restore(stack: Stack) -> str:
+    """`make backup` while the stack runs; a table dropped; `make restore` refuses without
+    an answer, then with YES=1 stops the writers, brings the rows back and starts them."""
+    def psql(sql: str) -> str:
+        return stack.compose("exec", "-T", "postgres", "psql", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                             "-U", "prefect", "-d", "prefect_server", "-c", sql,
+                             capture_output=True, text=True).stdout.strip()
+
+    psql("CREATE TABLE e2e_rows AS SELECT n AS id, 'run ' || n AS name FROM generate_series(1, 500) n")
+    printed = stack.make("backup").stdout.strip()
+    backup = stack.dir / printed.split(" (")[0]
+    assert backup.parent.name == "backups" and backup.stat().st_mode & 0o777 == 0o600, printed
+    assert gzip.decompress(backup.read_bytes()).count(b"e2e_rows") >= 2  # created and filled
+    psql("DROP TABLE e2e_rows")
+    refused = stack.make("restore", f"FILE={backup}", check=False)
+    assert refused.returncode != 0 and "Nothing restored." in refused.stdout, refused.stdout
+    assert psql("SELECT to_regclass('e2e_rows') IS NULL") == "t"
+    restored = stack.make("restore", f"FILE={backup}", "YES=1")
+    assert f"Restored {backup}." in restored.stdout, restored.stdout[-2000:]
+    assert psql("SELECT count(*), max(name) FROM e2e_rows") == "500|run 99"
+    for service in ("agent", "apollo", "towel"):
+        stack.wait_healthy(service)
+    smoke(stack, 6)
+    return f"{printed}; 500 rows back after DROP TABLE; writers restarted, a run claimed"
+
+
 def clean(stack: Stack) -> str:
     result = stack.make("clean")
     assert "Removed the Postgres volume" in result.stdout, result.stdout[-1000:]
@@ -278,6 +330,7 @@ HOPS = [
     ("scheduled run of the schedule's 5 users", scheduled),
     ("prefect run --watch, in the agent's container", prefect_run_watch),
     ("n_users=0 fails clearly, writes nothing", zero_users),
+    ("NOTIFY_WEBHOOK_URL: a failed run posts one alert", alerts),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
     ("code change + make register: new version, new image, used by runs", code_change),
@@ -285,6 +338,7 @@ HOPS = [
     ("make agent elsewhere: claims its labelled run, through APOLLO_BIND", remote_agent),
     ("make up DASK=1 DASK_WORKERS=2: one run over both workers", dask_cluster),
     ("make down, make up: same .env, same registration", down_and_up),
+    ("make backup, DROP TABLE, make restore: rows back", backup_and_restore),
     ("make clean removes the database volume", clean),
 ]
 
@@ -293,7 +347,7 @@ def main() -> int:
     # Stopped from outside (CI's time limit, ^C from a shell): tear down all the same.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
-    passed, names = {}, ["base image"]
+    passed, names = {}, ["base image", "postgres image"]
 
     def hop(name, check):
         """Runs one hop, printing it; what it returns is its detail."""
@@ -306,6 +360,7 @@ def main() -> int:
 
     try:
         base = hop("base image", base_image)
+        postgres = hop("postgres image", postgres_image)
     except (Exception, SystemExit) as exc:
         print(f"   FAILED: {exc}", flush=True)
         base = None
@@ -316,7 +371,7 @@ def main() -> int:
     for version in versions if base else []:
         names += [f"[{version}] {name}" for name, _ in HOPS]
         with tempfile.TemporaryDirectory(prefix=f"e2e-{version}-") as work:
-            stack = Stack(version, base, Path(work))
+            stack = Stack(version, base, postgres, Path(work))
             try:
                 stack.refuse_if_in_use()
             except SystemExit as exc:  # not ours to tear down

@@ -41,20 +41,39 @@ def ensure_command(command: str, package: str) -> None:
     run("apt-get", "install", "-y", "-qq", package, env=env, stdout=subprocess.DEVNULL)
 
 
+def cached(tag: str) -> bool:
+    if run("docker", "image", "inspect", tag, check=False, capture_output=True).returncode == 0:
+        print(f"   {tag} is cached")
+        return True
+    return False
+
+
+def debootstrap(rootfs: Path, packages: str) -> None:
+    ensure_command("debootstrap", "debootstrap")
+    if os.geteuid() != 0:
+        raise SystemExit("e2e: making a local image needs root (debootstrap, chroot)")
+    run("debootstrap", "--variant=minbase", f"--include={packages}", "bullseye", rootfs,
+        stdout=subprocess.DEVNULL)
+
+
+def import_image(rootfs: Path, tag: str, *changes: str) -> None:
+    shutil.rmtree(rootfs / "var" / "cache" / "apt", ignore_errors=True)
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    run("docker", "import", *[arg for change in changes for arg in ("--change", change)], "-", tag,
+        stdin=tar.stdout, stdout=subprocess.DEVNULL)
+    tar.wait()
+    print(f"   made {tag}")
+
+
 def base_image() -> str:
     """The local base image's tag; makes it when it is not there yet."""
     recipe = (ROOT / "requirements.txt").read_bytes() + "\n".join(STANDIN_REQUIREMENTS).encode()
     tag = f"users-report-base:py39-{hashlib.sha256(recipe).hexdigest()[:12]}"
-    if run("docker", "image", "inspect", tag, check=False, capture_output=True).returncode == 0:
-        print(f"   {tag} is cached")
+    if cached(tag):
         return tag
-    ensure_command("debootstrap", "debootstrap")
-    if os.geteuid() != 0:
-        raise SystemExit(f"e2e: making the base image {tag} needs root (debootstrap, chroot)")
     with tempfile.TemporaryDirectory(prefix="e2e-base-") as work:
         rootfs, wheels = Path(work) / "rootfs", Path(work) / "rootfs" / "tmp" / "wheels"
-        run("debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-            "bullseye", rootfs, stdout=subprocess.DEVNULL)
+        debootstrap(rootfs, "python3,python3-venv,ca-certificates")
         shutil.copy(ROOT / "requirements.txt", rootfs / "tmp" / "requirements.txt")
         run(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
             "--python-version", "3.9", "--implementation", "cp", "--platform",
@@ -65,13 +84,27 @@ def base_image() -> str:
             "python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --no-index "
             f"--find-links /tmp/wheels -r /tmp/requirements.txt {quoted}")
         shutil.rmtree(wheels)
-        shutil.rmtree(rootfs / "var" / "cache" / "apt", ignore_errors=True)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        run("docker", "import", "--change", f"ENV PATH={VENV_PATH}", "--change", "ENV LANG=C.UTF-8",
-            # No container reaches a package index here: pip settles for what is installed
-            # (Prefect's Docker storage runs `pip install pip --upgrade`) instead of failing.
-            "--change", "ENV PIP_NO_INDEX=1", "--change", 'CMD ["python3"]', "-", tag,
-            stdin=tar.stdout, stdout=subprocess.DEVNULL)
-        tar.wait()
-    print(f"   made {tag}")
+        import_image(rootfs, tag, f"ENV PATH={VENV_PATH}", "ENV LANG=C.UTF-8",
+                     # No container reaches a package index here: pip settles for what is
+                     # installed (Prefect's Docker storage runs `pip install pip --upgrade`).
+                     "ENV PIP_NO_INDEX=1", 'CMD ["python3"]')
+    return tag
+
+
+def postgres_image() -> str:
+    """A stand-in for the official postgres image: Debian's PostgreSQL (13) started by
+    postgres/docker-entrypoint.sh as the official image starts, same variables and data path."""
+    entrypoint = Path(__file__).parent / "postgres" / "docker-entrypoint.sh"
+    tag = f"users-report-postgres:13-{hashlib.sha256(entrypoint.read_bytes()).hexdigest()[:12]}"
+    if cached(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix="e2e-postgres-") as work:
+        rootfs = Path(work) / "rootfs"
+        debootstrap(rootfs, "postgresql")
+        # Debian's own cluster, made by the package; the entrypoint makes the stack's.
+        shutil.rmtree(rootfs / "var" / "lib" / "postgresql" / "13")
+        shutil.rmtree(rootfs / "etc" / "postgresql" / "13")
+        shutil.copy(entrypoint, rootfs / "usr" / "local" / "bin" / "docker-entrypoint.sh")
+        import_image(rootfs, tag, "ENV LANG=C.UTF-8", "ENV PGDATA=/var/lib/postgresql/data",
+                     'ENTRYPOINT ["docker-entrypoint.sh"]', 'CMD ["postgres"]')
     return tag

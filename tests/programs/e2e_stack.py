@@ -35,7 +35,7 @@ def fresh_copy(destination: Path) -> Path:
 class Stack:
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
-    def __init__(self, version: str, base: str, work: Path):
+    def __init__(self, version: str, base: str, postgres: str, work: Path):
         self.version, self.name = version, f"users-report-e2e-{version}"
         self.dir = fresh_copy(work / "checkout")
         self.reports = self.dir / "reports"
@@ -53,7 +53,7 @@ class Stack:
             "COMPOSE_PROJECT_NAME": self.name,
             "COMPOSE_FILE": "docker-compose.yml:tests/programs/docker-compose.placeholders.yml",
             "PREFECT_NETWORK": self.name, "PROJECT_IMAGE": f"{self.name}:latest",
-            "FLOW_IMAGE": self.flow_image, "BASE_IMAGE": base,
+            "FLOW_IMAGE": self.flow_image, "BASE_IMAGE": base, "E2E_POSTGRES_IMAGE": postgres,
             "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
             "SCHEDULE_CRON": "* * * * *", "SCHEDULE_N_USERS": "5",
             "HTTP_RETRIES": "1", "HTTP_RETRY_DELAY": "1",
@@ -88,7 +88,7 @@ class Stack:
         """`make args` in the checkout, with `settings` in its environment as well."""
         result = run("make", "--no-print-directory", "-C", self.dir, *args,
                      f"VENV={ROOT / '.venv'}", *self.make_args, env={**self.env, **settings},
-                     check=False, capture_output=True, text=True)
+                     check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError(f"make {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -213,7 +213,7 @@ class Stack:
                                "--filter", "label=io.prefect.flow-run-id").split()
             if flow_runs:
                 run("docker", "rm", "--force", *flow_runs, **quiet)
-        run("docker", "rm", "--force", f"{self.agent_project}-users-api", **quiet)
+        run("docker", "rm", "--force", f"{self.agent_project}-users-api", f"{self.name}-hooks", **quiet)
         self.compose("down", "--timeout", "5", agent=True, **quiet)
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", **quiet)
         images = output("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").split()

@@ -1,0 +1,72 @@
+"""Cloud hooks, as PrefectHQ/server 0f74a9a's api/cloud_hooks.py: created and deleted through
+the API, called on every flow run state change that matches their states and version group,
+in the background (the state change never waits for them), 1 s timeout for Slack's, 2 s
+for plain webhooks, errors only logged."""
+import json
+import os
+import threading
+import urllib.request
+
+from graphql import GraphQLError
+from prefect.engine.state import State
+
+# What the server accepts: the names of prefect's State classes, upper-cased.
+ALL_STATES = {state.__name__.upper() for state in State.children()}
+
+
+class Hooks:
+    """Resolvers of PrefectAPIStandIn (api.py) for cloud hooks, and their calls."""
+
+    def resolve_cloud_hook(self, info, **args):
+        return self.select("cloud_hook", **args)
+
+    def resolve_create_cloud_hook(self, info, input):
+        self._tenant(input["tenant_id"])
+        states = sorted({state.upper() for state in input["states"]})
+        if not states or not set(states) <= ALL_STATES:
+            raise GraphQLError("Invalid states")
+        if input["type"] in {"WEBHOOK", "SLACK_WEBHOOK"} and set(input.get("config") or {}) != {"url"}:
+            raise GraphQLError("Invalid config; expected `url`")
+        row = self.insert("cloud_hook", tenant_id=input["tenant_id"], type=input["type"],
+                          name=input.get("name"), version_group_id=input.get("version_group_id"),
+                          states=states, config=input.get("config"), active=True)
+        return {"id": row["id"]}
+
+    def resolve_delete_cloud_hook(self, info, input):
+        return {"success": self.tables["cloud_hook"].pop(input["cloud_hook_id"], None) is not None}
+
+    def _call_hooks(self, run: dict, state: dict) -> None:
+        flow = self.tables["flow"][run["flow_id"]]
+        tenant = self.tables["tenant"][self.tables["project"][flow["project_id"]]["tenant_id"]]
+        for hook in list(self.tables["cloud_hook"].values()):
+            if (hook["active"] and hook["tenant_id"] == tenant["id"]
+                    and state["type"].upper() in hook["states"]
+                    and hook["version_group_id"] in {None, flow["version_group_id"]}):
+                body, timeout = _payload(hook, run, flow, tenant, state)
+                threading.Thread(target=_post, args=(hook["config"]["url"], body, timeout),
+                                 daemon=True).start()
+
+
+def _payload(hook, run, flow, tenant, state):
+    if hook["type"] == "WEBHOOK":
+        event = {"flow_run": run, "flow": flow, "tenant": tenant, "state": state}
+        return {"event": event}, 2
+    # The server's own link: its config's api.url (PREFECT_SERVER__API__URL), tenant, run.
+    api_url = os.environ.get("PREFECT_SERVER__API__URL", "http://localhost:4200")
+    link = f"{api_url}/{tenant['slug']}/flow-run/{run['id']}"
+    return {"blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text":
+            f"Run `{run['name']}` of flow `{flow['name']}` entered a new state:"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*State:* `{state['type']}`"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Message:* {state.get('message')}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Link:* {link}"}},
+    ]}, 1
+
+
+def _post(url: str, body: dict, timeout: float) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except OSError as exc:  # logged by the server, never raised into the state change
+        print(f"stand-in: cloud hook call failed: {exc}", flush=True)
