@@ -13,6 +13,7 @@ import sys
 
 import prefect
 from prefect.agent.docker import DockerAgent
+from prefect.utilities.agent import get_flow_image
 
 from deployment import ensure_tenant, wait_for_apollo
 from flows.users_report.settings import (
@@ -27,6 +28,34 @@ from flows.users_report.settings import (
 AGENT_ADDRESS = "http://0.0.0.0:8080"
 
 
+def repository(image: str) -> str:
+    """An image's name without its tag or digest: `host:5000/flow:abc` -> `host:5000/flow`."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+class AllowlistDockerAgent(DockerAgent):
+    """Prefect's DockerAgent, starting only the images it may: whoever reaches the API can
+    register a flow with any image and the agent's label, and the agent would start it with
+    this host's Docker engine. Another image fails its run, with no container made.
+    (Prefect's own reg_allow_list checks only the registry.)"""
+
+    def __init__(self, allowed_images, **kwargs):
+        super().__init__(**kwargs)
+        self.allowed_images = frozenset(allowed_images)
+
+    def deploy_flow(self, flow_run) -> str:
+        image = get_flow_image(flow_run)
+        if repository(image) not in self.allowed_images:
+            message = (f"this agent does not start the image {image}: it starts only "
+                       f"{', '.join(sorted(self.allowed_images))} (FLOW_IMAGE, REGISTRY_URL, "
+                       f"AGENT_IMAGE_ALLOWLIST)")
+            self.logger.warning(message)
+            raise ValueError(message)  # the agent marks the run Failed with it
+        return super().deploy_flow(flow_run)
+
+
 def build_agent(settings: StackSettings) -> DockerAgent:
     if not os.path.isabs(settings.host_reports_dir):
         raise SystemExit(
@@ -35,7 +64,8 @@ def build_agent(settings: StackSettings) -> DockerAgent:
         )
     flow_env = {"REPORTS_DIR": FLOW_REPORTS_DIR}
     flow_env.update({name: os.environ[name] for name in PIPELINE_VARIABLES if os.environ.get(name)})
-    return DockerAgent(
+    return AllowlistDockerAgent(
+        allowed_images={settings.flow_repository, *settings.extra_allowed_images},
         name="users-report-agent",
         labels=[settings.agent_label],
         env_vars=flow_env,

@@ -203,6 +203,26 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
     assert states_of(standin, run_id) == []
 
 
+@pytest.mark.parametrize("allowlist, started", [("", False), ("office/tools, another-image", True)])
+def test_the_agent_starts_only_allowed_images(allowlist, started, standin, stack_env):
+    """Anyone reaching the API can register a flow with any image and the agent's label."""
+    register({**stack_env, "FLOW_IMAGE": "another-image"})
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"])
+
+    created = agent_polls({**stack_env, "AGENT_IMAGE_ALLOWLIST": allowlist})
+
+    image = f"another-image:{only_flow(standin)['storage']['image_tag']}"
+    if started:
+        assert [create["environment"]["PREFECT__CONTEXT__IMAGE"] for create in created] == [image]
+        return
+    assert created == []
+    run = standin.tables["flow_run"][run_id]
+    assert run["state"] == "Failed", run
+    assert run["state_message"] == (f"this agent does not start the image {image}: it starts "
+                                    "only users-report-flow (FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)")
+
+
 def start_smoke(env, *args):
     return subprocess.Popen([sys.executable, "-m", "tests.programs.smoke", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -114,6 +114,13 @@ class StackSettings:
     apollo_wait_seconds: float
     notify_webhook_url: str
     notify_on: str
+    extra_allowed_images: tuple
+
+    @property
+    def flow_repository(self) -> str:
+        """The flow image's name without its tag, as Prefect's Docker storage names it."""
+        registry = self.registry_url.rstrip("/")
+        return f"{registry}/{self.flow_image}" if registry else self.flow_image
 
 
 def load_stack_settings() -> StackSettings:
@@ -132,4 +139,6 @@ def load_stack_settings() -> StackSettings:
         # A Slack-format incoming webhook the server posts to when a run ends (empty: off).
         notify_webhook_url=_text("NOTIFY_WEBHOOK_URL", ""),
         notify_on=_choice("NOTIFY_ON", "failed", ("failed", "all")),
+        # Images (names without tags) agents may start besides the flow image.
+        extra_allowed_images=tuple(filter(None, map(str.strip, _text("AGENT_IMAGE_ALLOWLIST", "").split(",")))),
     )

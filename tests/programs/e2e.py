@@ -158,6 +158,22 @@ def alerts(stack: Stack) -> str:
     return f"one hook after two registrations; the failed run's alert: {text.splitlines()[2][:80]}"
 
 
+def foreign_image(stack: Stack) -> str:
+    """A flow registered with another image (the base image here) and the agent's label, as
+    anyone reaching the API could: the agent refuses it, no container is made and the run
+    fails saying why; `make register` brings the flow's own image back."""
+    other = stack.env["BASE_IMAGE"].split(":")[0]
+    stack.compose("run", "--rm", "-e", f"FLOW_IMAGE={other}", "register", "python", "register.py",
+                  "--skip-build", capture_output=True)
+    run_id = stack.create_run({"n_users": 5})
+    flow_run = stack.wait_for_runs([run_id])[run_id]
+    assert flow_run["state"] == "Failed", stack.explain(run_id)
+    assert flow_run["state_message"].startswith(f"this agent does not start the image {other}:"), flow_run
+    assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
+    stack.make("register")
+    return flow_run["state_message"]
+
+
 def agent_restart(stack: Stack) -> str:
     run("docker", "restart", stack.container("agent"), stdout=subprocess.DEVNULL)
     stack.wait_healthy("agent")
@@ -331,6 +347,7 @@ HOPS = [
     ("prefect run --watch, in the agent's container", prefect_run_watch),
     ("n_users=0 fails clearly, writes nothing", zero_users),
     ("NOTIFY_WEBHOOK_URL: a failed run posts one alert", alerts),
+    ("a flow of another image: refused by the agent, no container", foreign_image),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
     ("code change + make register: new version, new image, used by runs", code_change),
