@@ -55,7 +55,7 @@ DELETE_HOOK = "mutation($input: delete_cloud_hook_input!) { delete_cloud_hook(in
 def ensure_alert_hook(client: prefect.Client, flow_id: str, url: str, notify_on: str) -> None:
     """Leaves exactly one cloud hook of ours on the flow's version group: Prefect Server
     posts to `url` (Slack's format) when a run ends in one of NOTIFY_ON's states, whatever
-    ended it, a dead container included. No URL: none. The URL is a secret: never printed."""
+    ended it. No URL: none. The URL is a secret: never printed."""
     flow = client.graphql({"query": {with_args("flow_by_pk", {"id": flow_id}): {"version_group_id"}}})
     group = flow.data.flow_by_pk.version_group_id
     where = {"version_group_id": {"_eq": group}, "name": {"_eq": HOOK_NAME}}
