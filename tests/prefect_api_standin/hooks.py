@@ -1,7 +1,7 @@
 """Cloud hooks, as PrefectHQ/server 0f74a9a's api/cloud_hooks.py: created and deleted through
-the API, called on every flow run state change that matches their states and version group,
-in the background (the state change never waits for them), 1 s timeout for Slack's, 2 s
-for plain webhooks, errors only logged."""
+the API; a SLACK_WEBHOOK hook (the type the stack registers; the others are stored, not
+called) is called on every flow run state change that matches its states and version group,
+in the background (the state change never waits for it), 1 s timeout, errors only logged."""
 import json
 import os
 import threading
@@ -39,19 +39,16 @@ class Hooks:
         flow = self.tables["flow"][run["flow_id"]]
         tenant = self.tables["tenant"][self.tables["project"][flow["project_id"]]["tenant_id"]]
         for hook in list(self.tables["cloud_hook"].values()):
-            if (hook["active"] and hook["tenant_id"] == tenant["id"]
+            if (hook["active"] and hook["type"] == "SLACK_WEBHOOK" and hook["tenant_id"] == tenant["id"]
                     and state["type"].upper() in hook["states"]
                     and hook["version_group_id"] in {None, flow["version_group_id"]}):
-                body, timeout = _payload(hook, run, flow, tenant, state)
-                threading.Thread(target=_post, args=(hook["config"]["url"], body, timeout),
-                                 daemon=True).start()
+                body = _slack_message(run, flow, tenant, state)
+                threading.Thread(target=_post, args=(hook["config"]["url"], body), daemon=True).start()
 
 
-def _payload(hook, run, flow, tenant, state):
-    if hook["type"] == "WEBHOOK":
-        event = {"flow_run": run, "flow": flow, "tenant": tenant, "state": state}
-        return {"event": event}, 2
-    # The server's own link: its config's api.url (PREFECT_SERVER__API__URL), tenant, run.
+def _slack_message(run, flow, tenant, state) -> dict:
+    """As the server's _call_slack_webhook builds it. Its link: the server's config's api.url
+    (PREFECT_SERVER__API__URL), the tenant's slug, the run."""
     api_url = os.environ.get("PREFECT_SERVER__API__URL", "http://localhost:4200")
     link = f"{api_url}/{tenant['slug']}/flow-run/{run['id']}"
     return {"blocks": [
@@ -60,13 +57,13 @@ def _payload(hook, run, flow, tenant, state):
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*State:* `{state['type']}`"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Message:* {state.get('message')}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Link:* {link}"}},
-    ]}, 1
+    ]}
 
 
-def _post(url: str, body: dict, timeout: float) -> None:
+def _post(url: str, body: dict) -> None:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     try:
-        urllib.request.urlopen(request, timeout=timeout).close()
+        urllib.request.urlopen(request, timeout=1).close()
     except OSError as exc:  # logged by the server, never raised into the state change
         print(f"stand-in: cloud hook call failed: {exc}", flush=True)
