@@ -100,3 +100,29 @@ def test_a_new_version_archives_the_old_one_and_its_waiting_runs(standin, stack_
     scheduled_now = [run for run in runs.values() if run["auto_scheduled"]]
     assert len(scheduled_now) == 10 and all(run["flow_id"] == new["id"] for run in scheduled_now)
     assert all(run["parameters"] == {"n_users": 25} for run in scheduled_now)
+
+
+def test_towel_leaves_live_runs_alone_and_lazarus_gives_up_after_three_attempts(standin, stack_env):
+    """services/towel: only a heartbeat older than the cutoff counts; lazarus reschedules a
+    run 3 times, then fails it."""
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+    standin._set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
+    n_users = next(task["id"] for task in standin.tables["task"].values() if task["slug"] == "n_users")
+    task_run = next(t for t in standin.tables["task_run"].values()
+                    if t["task_id"] == n_users and t["flow_run_id"] == run["id"])
+    standin._set_states("task_run", [{"task_run_id": task_run["id"], "state": Running().serialize()}])
+
+    assert standin.run_towel(heartbeat_older_than=600) == {"zombie_task_runs": 0, "rescheduled_flow_runs": 0}
+    # One pass: the zombie killer fails the task (a parameter has no retries), then lazarus
+    # finds nothing running or waiting and schedules the run again.
+    assert standin.run_towel(heartbeat_older_than=0) == {"zombie_task_runs": 1, "rescheduled_flow_runs": 1}
+    assert task_run["state"] == "Failed" and run["state"] == "Scheduled"
+    for attempt in range(2):
+        standin._set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
+        assert standin.run_towel(heartbeat_older_than=0)["rescheduled_flow_runs"] == 1
+    standin._set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
+    assert standin.run_towel(heartbeat_older_than=0)["rescheduled_flow_runs"] == 0
+    assert run["state"] == "Failed" and run["state_message"] == (
+        "A Lazarus process attempted to reschedule this run 3 times without success. Marking as failed.")
+    assert states_of(standin, run["id"]).count("Scheduled") == 3

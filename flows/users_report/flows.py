@@ -3,6 +3,7 @@ from typing import Optional
 
 import prefect
 from prefect import Flow, Parameter
+from prefect.engine.results import LocalResult
 from prefect.engine.state import Failed, TriggerFailed
 from prefect.executors import DaskExecutor, LocalDaskExecutor
 from prefect.utilities.graphql import EnumValue, with_args
@@ -16,6 +17,7 @@ from flows.users_report.tasks import (
     remove_staging,
     save_report,
 )
+from flows.users_report.utils import staging_dir
 
 def first_failure(flow: Flow, task_states: dict) -> Optional[str]:
     """The message of the first task that failed by itself (not because an upstream did)."""
@@ -30,10 +32,11 @@ def first_failure(flow: Flow, task_states: dict) -> Optional[str]:
 
 
 def first_failure_on_server() -> Optional[str]:
-    """The same, asked of the server: a run it started keeps no task states in its result."""
+    """The same, asked of the server: a run it started keeps no task states in its result.
+    The first to fail by end time (the server keeps no start time for a Failed state)."""
     where = {"flow_run_id": {"_eq": prefect.context.flow_run_id}, "state": {"_eq": "Failed"}}
     query = {"query": {with_args("task_run", {
-        "where": where, "order_by": {"state_start_time": EnumValue("asc")}, "limit": 1}): {"state_message"}}}
+        "where": where, "order_by": {"end_time": EnumValue("asc")}, "limit": 1}): {"state_message"}}}
     try:
         failed = prefect.Client().graphql(query).data.task_run
     except Exception:  # the API is down: the run ends with Prefect's own message
@@ -53,7 +56,16 @@ def say_why(flow: Flow, old_state, new_state):
     return Failed(reason, result=new_state.result) if reason else new_state
 
 
-with Flow("Users report", state_handlers=[say_why]) as flow:
+def result_location(task_full_name: str, **_context) -> str:
+    """Where a task run on a server keeps its result: in the run's staging folder. A run whose
+    container died goes on in a new container (a retry, or lazarus), which reads there what
+    the finished tasks returned; Prefect keeps results only in memory otherwise."""
+    return f"{staging_dir(SETTINGS.reports_dir).name}/results/{task_full_name}.prefect"
+
+
+with Flow("Users report", state_handlers=[say_why],
+          result=LocalResult(str(SETTINGS.reports_dir), validate_dir=False,
+                             location=result_location)) as flow:
     n_users = Parameter("n_users", default=10)
     pages = plan_pages(n_users)
     report = save_report(parse_data(download_data.map(pages)))

@@ -2,6 +2,7 @@
 
 Pages travel between tasks as files in the run's staging folder, never as task results:
 Prefect keeps every result in memory until the run ends, and a million users would not fit.
+The results themselves are small (which pages, where), kept in the staging folder too.
 """
 import os
 import re
@@ -264,7 +265,8 @@ def save_report(pages: List[PageSummary]) -> str:
     return str(report)
 
 
-@task(trigger=always_run)
+# Clean-up keeps no result: one written after the staging folder went would make it again.
+@task(trigger=always_run, checkpoint=False)
 def remove_staging() -> None:
     """Removes the run's downloaded pages, whether the run succeeded or not."""
     shutil.rmtree(staging_dir(SETTINGS.reports_dir), ignore_errors=True)
@@ -277,7 +279,7 @@ RUN_LEFTOVER = re.compile(r"\.staging-users-report-\d{8}T\d{6}Z-[0-9a-f]{8}|\.us
 DAY = 24 * 3600
 
 
-@task
+@task(checkpoint=False)
 def remove_old_reports() -> List[str]:
     """After a successful run: deletes this flow's per-run reports older than
     REPORTS_KEEP_DAYS (never report.csv, this run's report, or any other file), and the

@@ -1,6 +1,7 @@
 """The stand-in: GraphQL executed against schema.graphql, with one `resolve_<field>` method
 for every query and mutation, as Prefect Server 0.15.9 answers it: the queries and the
-tenants here, projects and flows in flows.py, runs in runs.py, the tables in tables.py."""
+tenants here, projects and flows in flows.py, runs in runs.py, cloud hooks in hooks.py;
+towel's recovery of runs in towel.py; the tables in tables.py."""
 import json
 import threading
 
@@ -11,9 +12,10 @@ from tests.prefect_api_standin.hooks import Hooks
 from tests.prefect_api_standin.runs import Runs
 from tests.prefect_api_standin.schema import build_standin_schema
 from tests.prefect_api_standin.tables import Tables
+from tests.prefect_api_standin.towel import Towel
 
 
-class PrefectAPIStandIn(Flows, Runs, Hooks, Tables):
+class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
     """The API's state and resolvers; `serve()` puts it on HTTP (server.py)."""
 
     def __init__(self):

@@ -91,7 +91,8 @@ class Flows:
         for task in input["serialized_tasks"]:
             if task["slug"] not in known:
                 self.insert("task", flow_id=flow["id"], slug=task["slug"], name=task["name"],
-                            mapped=False)
+                            mapped=False, max_retries=task.get("max_retries") or 0,
+                            retry_delay=task.get("retry_delay"))
         return {"success": True}
 
     def resolve_set_schedule_active(self, info, input):

@@ -4,12 +4,15 @@ import uuid
 
 import pendulum
 from graphql import GraphQLError
+from prefect.engine.state import Queued, Scheduled, State
 
-from tests.prefect_api_standin.tables import as_time, now
+from tests.prefect_api_standin.tables import now
 
 QUEUED_RUNS_RETURNED_LIMIT = 25  # prefect_server's config.toml
-FINISHED_TASK_STATES = {"Success", "Failed", "Cancelled", "TimedOut", "Skipped",
-                        "TriggerFailed", "Mapped", "Cached"}
+SCHEDULED_STATES = sorted(state.__name__ for state in State.children()
+                          if issubclass(state, (Scheduled, Queued)))
+# The states that set a run's end time (the server's state triggers name them exactly).
+END_STATES = {"Success", "Failed", "Cached", "TimedOut", "Looped", "Cancelled"}
 
 
 class Runs:
@@ -42,8 +45,6 @@ class Runs:
         the group's, then the given ones, undeclared ones kept; labels and run config from the
         first of: given, the group's, the flow's run config. Then Scheduled, with a Pending
         task run for every task (a database trigger does that on the server)."""
-        from prefect.engine.state import Scheduled
-
         if flow_id:
             flow = self.tables["flow"].get(flow_id)
         else:
@@ -83,7 +84,8 @@ class Runs:
             context=context or {}, run_config=run_config, labels=sorted(labels),
             scheduled_start_time=start.in_timezone("UTC").isoformat(),
             start_time=None, end_time=None, heartbeat=None, auto_scheduled=auto_scheduled,
-            idempotency_key=idempotency_key)
+            idempotency_key=idempotency_key, state_start_time=start.in_timezone("UTC").isoformat(),
+            times_resurrected=0)
         self._flow_run_state(run, state.serialize())
         for task in self.tables["task"].values():
             if task["flow_id"] == flow["id"]:
@@ -120,16 +122,20 @@ class Runs:
         return self._task_run_info(self._new_task_run(input["flow_run_id"], input["task_id"], index))
 
     def resolve_get_runs_in_queue(self, info, input):
-        """As api/runs.py get_runs_in_queue: Scheduled runs due before `before`, oldest
-        first, at most 25 (queued_runs_returned_limit); a run goes to an agent only if the
-        agent has all its labels, and a run without labels never to an agent with labels."""
+        """As api/runs.py get_runs_in_queue: runs in a scheduled state due before `before`,
+        and Running runs with a task run in a scheduled state due (a retry, e.g. one the
+        zombie killer set after the run's container died), oldest first, at most 25
+        (queued_runs_returned_limit); a run goes to an agent only if the agent has all its
+        labels, and a run without labels never to an agent with labels."""
         self._tenant(input["tenant_id"])
-        before = as_time(input.get("before") or now())
+        due = {"_in": SCHEDULED_STATES}, {"_lte": input.get("before") or now()}
+        queued = self.select("flow_run", {"_or": [
+            {"state": due[0], "state_start_time": due[1]},
+            {"state": {"_eq": "Running"},
+             "task_runs": {"state": due[0], "state_start_time": due[1]}}]},
+            order_by={"state_start_time": "asc"})
         agent_labels = set(input.get("labels") or [])
-        due = sorted((run for run in self.tables["flow_run"].values()
-                      if run["state"] == "Scheduled" and as_time(run["scheduled_start_time"]) <= before),
-                     key=lambda run: as_time(run["scheduled_start_time"]))
-        claimable = [run["id"] for run in due if set(run["labels"]) <= agent_labels
+        claimable = [run["id"] for run in queued if set(run["labels"]) <= agent_labels
                      and (run["labels"] or not agent_labels)]
         return {"flow_run_ids": claimable[:QUEUED_RUNS_RETURNED_LIMIT]}
 
@@ -143,15 +149,19 @@ class Runs:
             # 0f74a9a, api/states.py), and a stricter check fails runs it would pass.
             state = update["state"]
             stamp = now()
+            # state_start_time is the state's own start time (scheduled states have one),
+            # as the server's state tables' triggers copy it.
             run.update(version=run["version"] + 1, state=state["type"], serialized_state=state,
-                       state_message=state.get("message"), state_start_time=stamp)
+                       state_message=state.get("message"), state_start_time=state.get("start_time"))
             if state["type"] == "Running" and not run["start_time"]:
                 run["start_time"] = stamp
-            if state["type"] in FINISHED_TASK_STATES:
+            if state["type"] in END_STATES:
                 run["end_time"] = stamp
             self.insert("state_history", run_id=run["id"], type=state["type"],
                         message=state.get("message"))
             if table == "flow_run":
+                if state["type"] in {"Running", "Submitted"}:
+                    run["heartbeat"] = stamp
                 self._flow_run_state(run, state)
                 self._call_hooks(run, state)
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})

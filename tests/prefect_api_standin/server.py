@@ -1,6 +1,7 @@
 """The stand-in on HTTP, as apollo serves it: GraphQL at any POST path, apollo's health check
 (GET /.well-known/apollo/server-health) and, for tests in other processes, GET
-/standin/state (the tables and operations as JSON)."""
+/standin/state (the tables and operations as JSON) and POST /standin/towel (one pass of
+towel's zombie killer and lazarus; body {"heartbeat_older_than": seconds})."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,8 @@ def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer
         def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             payload = json.loads(self.rfile.read(length) or b"{}")
+            if self.path.startswith("/standin/towel"):
+                return self.reply(200, standin.run_towel(float(payload["heartbeat_older_than"])))
             self.reply(200, standin.execute(payload.get("query", ""), payload.get("variables")))
 
     server = Server((host, port), Handler)

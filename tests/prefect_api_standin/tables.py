@@ -28,6 +28,7 @@ RELATIONS = {
     ("flow_run", "logs"): Relation("log", "id", "flow_run_id", many=True),
     ("task_run", "flow_run"): Relation("flow_run", "flow_run_id", "id", many=False),
     ("task_run", "task"): Relation("task", "task_id", "id", many=False),
+    ("task", "flow"): Relation("flow", "flow_id", "id", many=False),
 }
 COMPARISONS = {
     "_eq": lambda a, b: a == b,
@@ -39,6 +40,7 @@ COMPARISONS = {
     "_gt": lambda a, b: a is not None and a > b,
     "_gte": lambda a, b: a is not None and a >= b,
     "_is_null": lambda a, b: (a is None) == b,
+    "_contains": lambda a, b: isinstance(a, dict) and all(a.get(k) == v for k, v in b.items()),
 }
 TIME_COLUMNS = {"scheduled_start_time", "start_time", "end_time", "heartbeat",
                 "state_start_time", "timestamp", "created"}

@@ -134,28 +134,101 @@ def zero_users(stack: Stack) -> str:
     return reason
 
 
-def alerts(stack: Stack) -> str:
-    """NOTIFY_WEBHOOK_URL set, `make register`: one cloud hook; a run failing on n_users=0
-    makes the server post one Slack-format alert to a receiver on the stack's network."""
+def start_receiver(stack: Stack) -> str:
+    """A webhook receiver on the stack's network; returns its container's name."""
     name = f"{stack.name}-hooks"
     run("docker", "run", "-d", "--name", name, "--network", stack.name, "-v", f"{stack.dir}:/src:ro",
         "-w", "/src", "-e", "PYTHONPATH=/src", stack.env["PROJECT_IMAGE"], "python", "-m",
         "tests.support.webhook_receiver", "--host", "0.0.0.0", "--lifetime", "900", stdout=subprocess.DEVNULL)
-    stack.env["NOTIFY_WEBHOOK_URL"] = f"http://{name}:8998/hooks/e2e/secret"
+    return name
+
+
+def the_alert(receiver: str) -> str:
+    """The one alert the receiver got, as text; the receiver is removed (later alerts fail
+    quietly)."""
+    deadline = time.monotonic() + 30
+    while not (posted := output("docker", "logs", receiver)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run("docker", "rm", "--force", receiver, stdout=subprocess.DEVNULL)
+    (alert,) = [json.loads(line) for line in posted.splitlines()]
+    return "\n".join(block["text"]["text"] for block in alert["blocks"])
+
+
+def alerts(stack: Stack) -> str:
+    """NOTIFY_WEBHOOK_URL set, `make register`: one cloud hook; a run failing on n_users=0
+    makes the server post one Slack-format alert to a receiver on the stack's network."""
+    receiver = start_receiver(stack)
+    stack.env["NOTIFY_WEBHOOK_URL"] = f"http://{receiver}:8998/hooks/e2e/secret"
     stack.make("register")
     stack.make("register")
     assert len(stack.state()["cloud_hook"]) == 1, stack.state()["cloud_hook"]
     run_id = stack.create_run({"n_users": 0})
     assert stack.wait_for_runs([run_id])[run_id]["state"] == "Failed", stack.explain(run_id)
-    deadline = time.monotonic() + 30
-    while not (posted := output("docker", "logs", name)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    (alert,) = [json.loads(line) for line in posted.splitlines()]
-    text = "\n".join(block["text"]["text"] for block in alert["blocks"])
+    text = the_alert(receiver)
     assert "*State:* `Failed`" in text and "n_users must be a whole number" in text, text
     assert f"*Link:* http://localhost:8080/default/flow-run/{run_id}" in text, text
-    run("docker", "rm", "--force", name, stdout=subprocess.DEVNULL)  # later alerts fail quietly
     return f"one hook after two registrations; the failed run's alert: {text.splitlines()[2][:80]}"
+
+
+# Towel's heartbeat cutoff here: above the flow runs' heartbeat interval (30 s), so that only
+# a run whose container died is taken for dead (the server's is 10 minutes).
+HEARTBEAT_CUTOFF = 45
+
+
+def kill_while_downloading(stack: Stack, n_users: int) -> str:
+    """Starts a run; once it is downloading, with pages done, kills its container (no code
+    of ours runs) and waits until its heartbeat is older than the cutoff; returns its id."""
+    run_id = stack.create_run({"n_users": n_users})
+    deadline = time.monotonic() + 180
+    while True:
+        tasks = {task["id"]: task["slug"] for task in stack.state()["task"].values()}
+        downloads = [t["state"] for t in stack.state()["task_run"].values() if t["flow_run_id"] == run_id
+                     and tasks[t["task_id"]] == "download_data-1" and t["map_index"] >= 0]
+        if "Running" in downloads and "Success" in downloads:
+            break
+        assert time.monotonic() < deadline, stack.explain(run_id)
+        time.sleep(0.3)
+    (container,) = output("docker", "ps", "-q", "--filter", f"label=io.prefect.flow-run-id={run_id}").split()
+    run("docker", "kill", container, stdout=subprocess.DEVNULL)
+    time.sleep(HEARTBEAT_CUTOFF + 1)
+    return run_id
+
+
+def towel(stack: Stack) -> dict:
+    request = urllib.request.Request(f"{stack.api}/standin/towel", method="POST",
+                                     data=json.dumps({"heartbeat_older_than": HEARTBEAT_CUTOFF}).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def killed_container(stack: Stack) -> str:
+    """A flow container killed mid-download. With retries left (HTTP_RETRIES=1), towel's
+    zombie killer sets the running downloads Retrying and the agent starts the run again in a
+    new container, which finishes it. With none (HTTP_RETRIES=0 registered), the downloads
+    fail, lazarus schedules the run again, and it ends Failed with an alert saying why."""
+    n_users = 50_000
+    run_id = kill_while_downloading(stack, n_users)
+    reaped = towel(stack)
+    assert reaped["zombie_task_runs"] >= 1 and reaped["rescheduled_flow_runs"] == 0, reaped
+    assert stack.wait_for_runs([run_id], seconds=300)[run_id]["state"] == "Success", stack.explain(run_id)
+    stack.report_of(run_id, n_users)
+    containers = output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}").split()
+    assert len(containers) == 2, containers
+
+    receiver = start_receiver(stack)  # the address the flow's hook has had since `alerts`
+    stack.make("register", HTTP_RETRIES="0")
+    failing_id = kill_while_downloading(stack, n_users)
+    reaped = towel(stack)
+    assert reaped["rescheduled_flow_runs"] == 1, reaped
+    flow_run = stack.wait_for_runs([failing_id], seconds=300)[failing_id]
+    stack.make("register")
+    assert flow_run["state"] == "Failed", stack.explain(failing_id)
+    dead = "No heartbeat detected from the remote task; marking the run as failed."
+    assert dead in flow_run["state_message"], flow_run
+    text = the_alert(receiver)
+    assert "*State:* `Failed`" in text and dead in text, text
+    return (f"retried in a second container, {n_users:,} rows; without retries: Failed, "
+            f"alert \"{dead[:30]}...\"")
 
 
 def foreign_image(stack: Stack) -> str:
@@ -347,6 +420,7 @@ HOPS = [
     ("prefect run --watch, in the agent's container", prefect_run_watch),
     ("n_users=0 fails clearly, writes nothing", zero_users),
     ("NOTIFY_WEBHOOK_URL: a failed run posts one alert", alerts),
+    ("a flow container killed: retried in a new one, or Failed with an alert", killed_container),
     ("a flow of another image: refused by the agent, no container", foreign_image),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),

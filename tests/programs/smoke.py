@@ -48,7 +48,7 @@ def follow(client: prefect.Client, run_id: str, claim_timeout: float, timeout: f
         "state": True, "state_message": True,
         # The first task that failed says why; the ones after failed because of it.
         with_args("task_runs", {"where": {"state": {"_eq": "Failed"}},
-                                "order_by": {"state_start_time": EnumValue("asc")}}): {"state_message"},
+                                "order_by": {"end_time": EnumValue("asc")}}): {"state_message"},
     }}}
     started, last = time.monotonic(), None
     while True:
