@@ -122,10 +122,12 @@ def test_env_example_has_no_secret_and_documents_every_setting():
         assert f"`{name}`" in readme, f"{name} not in the README"
 
 
-def test_compose_declares_the_pipeline_settings_once_and_the_agent_gets_them(config):
+def test_compose_declares_the_pipeline_settings_once_and_the_agent_and_register_get_them(config):
     declared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-pipeline-env"]
     assert list(declared) == list(PIPELINE_VARIABLES)
     assert set(PIPELINE_VARIABLES) <= set(config["services"]["agent"]["environment"])
+    # What the server knows of a task's retries is what register.py registered.
+    assert set(PIPELINE_VARIABLES) <= set(config["services"]["register"]["environment"])
 
 
 def test_dask_workers_run_the_tasks_as_flow_runs_do(compose_version):
