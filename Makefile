@@ -23,6 +23,29 @@ umask 077; awk -v profile="$(1)" -v on="$(2)" -v settings="$(3)" \
          if (kept) print "COMPOSE_PROFILES=" kept }' .env > .env.new && mv .env.new .env
 endef
 
+# 24 random bytes in hex: every secret `make up` generates.
+SECRET = head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
+# PUBLIC=1: only the proxy is published (COMPOSE_FILE leaves docker-compose.override.yml,
+# the loopback ports, out) and the UI and alert links use its address; =0 goes back.
+PROXY_IMAGE = $(call setting,PROXY_IMAGE,caddy:2)
+define public_settings
+COMPOSE_FILE=docker-compose.yml APOLLO_PUBLIC_URL=https://$$host:$$port/graphql UI_PUBLIC_URL=https://$$host:$$port
+endef
+# The proxy's secrets, each made once: API_TOKEN, and a UI password printed now and kept
+# in .env only as its bcrypt hash (base64: .env values must not hold `$`).
+define public_secrets
+umask 077; \
+if ! grep -q '^API_TOKEN=.' .env; then \
+  { grep -v '^API_TOKEN=' .env; echo "API_TOKEN=$$($(SECRET))"; } > .env.new && mv .env.new .env; fi; \
+if ! grep -q '^UI_PASSWORD_HASH=.' .env; then \
+  password=$$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
+  hash=$$(printf '%s\n' "$$password" | docker run --rm -i $(PROXY_IMAGE) caddy hash-password 2>/dev/null | tail -n 1); \
+  case "$$hash" in '$$2'*) ;; *) echo "make up: $(PROXY_IMAGE) could not hash the UI password" >&2; exit 1;; esac; \
+  { grep -v '^UI_PASSWORD_HASH=' .env; echo "UI_PASSWORD_HASH=$$(printf %s "$$hash" | base64 | tr -d '\n')"; } > .env.new && mv .env.new .env; \
+  echo "UI login at https://$$host:$$port/  user $(call setting,UI_USER,prefect), password $$password"; \
+  echo "  (shown only now: .env keeps only its hash; delete UI_PASSWORD_HASH there for a new one)"; fi
+endef
+
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 # A setting as Compose sees it: the shell's, else .env's, else the default given:
@@ -36,7 +59,7 @@ mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down backup restore
+.PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down backup restore ca
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,7 +68,7 @@ help: ## list the commands
 # in hex, the reports folder its absolute path (the agent binds it from the host), APP_UID
 # your uid (1000 when root: flow runs never run as root). umask 077: only you read it.
 .env:
-	@secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }; \
+	@secret() { $(SECRET); }; \
 	uid=$$(id -u); [ "$$uid" != 0 ] || uid=1000; \
 	umask 077; awk -v pg="$$(secret)" -v hs="$$(secret)" -v dir="$(CURDIR)/reports" -v uid="$$uid" \
 	  '/^POSTGRES_PASSWORD=$$/ {$$0 = $$0 pg} /^HASURA_ADMIN_SECRET=$$/ {$$0 = $$0 hs} \
@@ -55,18 +78,24 @@ help: ## list the commands
 
 # Everything but the one-shot register step, then register in the foreground: `run` waits
 # for the agent to be healthy and exits with register's own exit code.
-up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1, DASK=1: README)
+up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1, DASK=1, PUBLIC=1: README)
 ifneq ($(OFFLINE),)
 	@$(call record,offline,$(OFFLINE),$(OFFLINE_SETTINGS))
 endif
 ifneq ($(DASK),)
 	@$(call record,dask,$(DASK),$(DASK_SETTINGS))
 endif
+ifneq ($(PUBLIC),)
+	@host=$(call setting,PUBLIC_HOST,localhost); port=$(call setting,PUBLIC_PORT,8443); \
+	$(call record,public,$(PUBLIC),$(public_settings)); \
+	if [ "$(PUBLIC)" = 1 ]; then $(public_secrets); else $(COMPOSE) --profile public rm --stop --force proxy; fi
+endif
 	@$(reports_folder)
 	$(COMPOSE) build
 	$(COMPOSE) up -d --scale register=0
 	$(COMPOSE) run --rm register
-	@echo; echo "Prefect UI:  http://localhost:$(call setting,UI_PORT,8080)  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT,Data office)\")"; \
+	@ui=$(call setting,UI_PUBLIC_URL,); \
+	echo; echo "Prefect UI:  $${ui:-http://localhost:$(call setting,UI_PORT,8080)}  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT,Data office)\")"; \
 	echo "Reports:     $(call setting,HOST_REPORTS_DIR,)"; \
 	echo "Next:        make smoke (one checked run), or start runs from the UI (README: Ad-hoc runs)"
 
@@ -85,9 +114,16 @@ register: ## rebuild the image and register the flow again (after changing the c
 AGENT_COMPOSE = $(COMPOSE) --project-directory . -f agent/docker-compose.yml \
 	-p $(call setting,AGENT_PROJECT,users-report-agent)
 
+# With certs/ca.crt (the CA of the server's proxy: `make ca` there), the agent and its flow
+# runs trust it besides the public CAs: certs/ca-bundle.pem, from the image's own bundle.
 agent: .env ## start only an agent, for a server elsewhere (README: Scaling out)
 	@$(reports_folder)
-	$(AGENT_COMPOSE) up -d --build
+	$(AGENT_COMPOSE) build
+	@bundle=; if [ -f certs/ca.crt ]; then bundle="$(CURDIR)/certs/ca-bundle.pem"; \
+	  $(AGENT_COMPOSE) run --rm --no-deps -T agent python -c \
+	    'import certifi, sys; sys.stdout.write(open(certifi.where()).read())' > "$$bundle" && \
+	  cat certs/ca.crt >> "$$bundle" || exit 1; fi; \
+	HOST_CA_BUNDLE="$$bundle" $(AGENT_COMPOSE) up -d
 
 agent-down: ## stop the agent `make agent` started
 	$(AGENT_COMPOSE) down
@@ -115,6 +151,13 @@ restore: ## replace the server's database with FILE=backups/...sql.gz (asks firs
 	if gunzip -c "$(FILE)" | $(COMPOSE) exec -T postgres psql -q -v ON_ERROR_STOP=1 -U prefect -d prefect_server >/dev/null; \
 	then restored=1; fi; $(COMPOSE) up -d $(WRITERS); \
 	if [ "$$restored" = 1 ]; then echo "Restored $(FILE)."; else echo "error: restoring $(FILE) failed (above); the services run again on what the database holds" >&2; exit 1; fi
+
+ca: ## write the CA of the proxy (make up PUBLIC=1) to certs/ca.crt, for browsers and agents
+	@mkdir -p certs; \
+	$(COMPOSE) exec -T proxy cat /data/caddy/pki/authorities/local/root.crt > certs/ca.crt.new && \
+	  mv certs/ca.crt.new certs/ca.crt || { rm -f certs/ca.crt.new; \
+	  echo "make ca: the proxy has no CA of its own: is the stack up with PUBLIC=1 and PUBLIC_TLS=internal?" >&2; exit 1; }; \
+	echo "Wrote certs/ca.crt: trust it in browsers, and copy it to agents' checkouts (README: Team access)"
 
 logs: ## follow the stack's logs
 	$(COMPOSE) logs --follow --tail=100

@@ -26,6 +26,9 @@ from flows.users_report.settings import (
 
 # The agent's own health endpoint, for the compose healthcheck.
 AGENT_ADDRESS = "http://0.0.0.0:8080"
+# Where HOST_CA_BUNDLE is bound, in the agent's container (agent/docker-compose.yml) and in
+# the flow containers it starts.
+CA_BUNDLE = "/etc/users-report/ca-bundle.pem"
 
 
 def repository(image: str) -> str:
@@ -64,13 +67,17 @@ def build_agent(settings: StackSettings) -> DockerAgent:
         )
     flow_env = {"REPORTS_DIR": FLOW_REPORTS_DIR}
     flow_env.update({name: os.environ[name] for name in PIPELINE_VARIABLES if os.environ.get(name)})
+    volumes = [f"{settings.host_reports_dir}:{FLOW_REPORTS_DIR}"]
+    if settings.host_ca_bundle:  # a server behind the proxy's own CA (README: Team access)
+        os.environ["REQUESTS_CA_BUNDLE"] = flow_env["REQUESTS_CA_BUNDLE"] = CA_BUNDLE
+        volumes.append(f"{settings.host_ca_bundle}:{CA_BUNDLE}:ro")
     return AllowlistDockerAgent(
         allowed_images={settings.flow_repository, *settings.extra_allowed_images},
         name="users-report-agent",
         labels=[settings.agent_label],
         env_vars=flow_env,
         networks=[settings.network],
-        volumes=[f"{settings.host_reports_dir}:{FLOW_REPORTS_DIR}"],
+        volumes=volumes,
         # The flow image is built on this Docker host; with a registry, agents pull it.
         no_pull=not settings.registry_url,
         show_flow_logs=True,

@@ -151,12 +151,16 @@ def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedPr
     )
 
 
-def compose_config(version="v2", **env) -> dict:
-    """The resolved compose file, every profile's services included (v2 leaves out those of
-    profiles not asked for)."""
+def compose_config(version="v2", public=False, **env) -> dict:
+    """The resolved compose files as `make up` uses them: docker-compose.yml with the
+    loopback ports of docker-compose.override.yml, or (`public`, PUBLIC=1) alone; every
+    profile's services included (v2 leaves out those of profiles not asked for)."""
+    files = ["-f", str(ROOT / "docker-compose.yml")]
+    if not public:
+        files += ["-f", str(ROOT / "docker-compose.override.yml")]
     result = docker_compose(
-        version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE),
-        "--profile", "offline", "--profile", "dask", "config",
+        version, *files, "--env-file", str(NO_ENV_FILE),
+        "--profile", "offline", "--profile", "dask", "--profile", "public", "config",
         env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
     )
     assert result.returncode == 0, result.stderr

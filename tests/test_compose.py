@@ -44,7 +44,7 @@ def template_config(tmp_path_factory, compose_version):
 
 def test_server_services_use_the_images_of_prefects_own_template(config, template_config):
     assert set(config["services"]) == SERVER_SERVICES | {
-        "agent", "register", "users-api", "dask-scheduler", "dask-worker"}
+        "agent", "register", "users-api", "dask-scheduler", "dask-worker", "proxy"}
     assert config["services"]["users-api"]["profiles"] == ["offline"]
     assert config["services"]["dask-worker"]["profiles"] == ["dask"]
     for name in SERVER_SERVICES:
@@ -60,9 +60,11 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
 
 
 def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config, compose_version):
+    """Without PUBLIC=1 the proxy's profile is off: the UI and the API, on 127.0.0.1."""
+    assert config["services"]["proxy"]["profiles"] == ["public"]
     published = {
         name: [str(port) for port in service.get("ports", [])]
-        for name, service in config["services"].items() if service.get("ports")
+        for name, service in config["services"].items() if service.get("ports") and name != "proxy"
     }
     assert published == {"ui": ["127.0.0.1:8080:8080/tcp"], "apollo": ["127.0.0.1:4200:4200/tcp"]}
     moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200", APOLLO_BIND="10.0.0.5")
@@ -70,8 +72,26 @@ def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config, comp
     assert moved["services"]["apollo"]["ports"] == ["10.0.0.5:9200:4200/tcp"]
 
 
+def test_public_mode_publishes_only_the_proxy(compose_version):
+    """`make up PUBLIC=1` leaves docker-compose.override.yml out: one port, the proxy's,
+    which reaches the UI and the API on the stack's network with the secrets from .env."""
+    config = compose_config(compose_version, public=True, PUBLIC_PORT="9443", PUBLIC_BIND="10.0.0.5",
+                            PUBLIC_HOST="prefect.office.example", API_TOKEN="machine-token",
+                            UI_PASSWORD_HASH="aGFzaA==")
+    published = {name: service["ports"] for name, service in config["services"].items() if service["ports"]}
+    assert published == {"proxy": ["10.0.0.5:9443:8443/tcp"]}
+    proxy = config["services"]["proxy"]
+    assert proxy["image"] == "caddy:2" and proxy["networks"] == {"prefect-server": None}
+    assert proxy["environment"] == {"PUBLIC_HOST": "prefect.office.example", "PUBLIC_TLS": "internal",
+                                    "UI_USER": "prefect", "UI_PASSWORD_HASH": "aGFzaA==",
+                                    "API_TOKEN": "machine-token"}
+    assert proxy["depends_on"] == {"apollo": {"condition": "service_healthy"},
+                                   "ui": {"condition": "service_healthy"}}
+    assert compose_config(compose_version, public=True)["services"]["proxy"]["environment"]["API_TOKEN"] == ""
+
+
 def test_postgres_keeps_its_data_in_a_named_volume(config):
-    assert config["volumes"] == {"postgres-data": {}}
+    assert config["volumes"] == {"postgres-data": {}, "proxy-data": {}}
     assert config["services"]["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data:rw"]
 
 
@@ -112,6 +132,7 @@ def test_env_example_has_no_secret_and_documents_every_setting():
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
     assert re.search(r"^HASURA_ADMIN_SECRET=$", example, re.M)
+    assert re.search(r"^UI_PASSWORD_HASH=$", example, re.M) and re.search(r"^API_TOKEN=$", example, re.M)
     settings = (ROOT / "flows" / "users_report" / "settings.py").read_text()
     compose = (ROOT / "docker-compose.yml").read_text() + (ROOT / "agent" / "docker-compose.yml").read_text()
     read = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', settings))

@@ -115,6 +115,7 @@ class StackSettings:
     notify_webhook_url: str
     notify_on: str
     extra_allowed_images: tuple
+    host_ca_bundle: str
 
     @property
     def flow_repository(self) -> str:
@@ -141,4 +142,7 @@ def load_stack_settings() -> StackSettings:
         notify_on=_choice("NOTIFY_ON", "failed", ("failed", "all")),
         # Images (names without tags) agents may start besides the flow image.
         extra_allowed_images=tuple(filter(None, map(str.strip, _text("AGENT_IMAGE_ALLOWLIST", "").split(",")))),
+        # A remote agent's CA bundle on its Docker host (`make agent` makes it from
+        # certs/ca.crt), trusted by the agent and its flow runs; empty: the public CAs only.
+        host_ca_bundle=_text("HOST_CA_BUNDLE", ""),
     )

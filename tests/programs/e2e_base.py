@@ -108,3 +108,21 @@ def postgres_image() -> str:
         import_image(rootfs, tag, "ENV LANG=C.UTF-8", "ENV PGDATA=/var/lib/postgresql/data",
                      'ENTRYPOINT ["docker-entrypoint.sh"]', 'CMD ["postgres"]')
     return tag
+
+
+def proxy_image(base: str) -> str:
+    """A stand-in for the official caddy:2 image: Debian's caddy (the same static binary
+    the caddy project builds) on the local base, with the official image's data and config
+    paths."""
+    ensure_command("caddy", "caddy")
+    binary = Path(shutil.which("caddy")).resolve()
+    tag = f"users-report-caddy:{hashlib.sha256(binary.read_bytes() + base.encode()).hexdigest()[:12]}"
+    if cached(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix="e2e-caddy-") as work:
+        shutil.copy(binary, Path(work) / "caddy")
+        (Path(work) / "Dockerfile").write_text(
+            f"FROM {base}\nCOPY caddy /usr/bin/caddy\nENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data\n")
+        run("docker", "build", "-q", "-t", tag, work, stdout=subprocess.DEVNULL)
+    print(f"   made {tag}")
+    return tag

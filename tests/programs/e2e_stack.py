@@ -51,7 +51,7 @@ class Stack:
             "DOCKER_CONFIG": str(docker_config_with_v2(work / "docker") if version == "v2"
                                  else work / "docker"),
             "COMPOSE_PROJECT_NAME": self.name,
-            "COMPOSE_FILE": "docker-compose.yml:tests/programs/docker-compose.placeholders.yml",
+            "COMPOSE_FILE": "docker-compose.yml:docker-compose.override.yml:tests/programs/docker-compose.placeholders.yml",
             "PREFECT_NETWORK": self.name, "PROJECT_IMAGE": f"{self.name}:latest",
             "FLOW_IMAGE": self.flow_image, "BASE_IMAGE": base, "E2E_POSTGRES_IMAGE": postgres,
             "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
@@ -98,7 +98,7 @@ class Stack:
         """Compose on the stack, every profile on; or (`agent`) on `make agent`'s project."""
         where = (["--project-directory", ".", "-f", "agent/docker-compose.yml", "-p", self.agent_project]
                  if agent else [])
-        env = {**self.env, **(self.agent_settings if agent else {}), "COMPOSE_PROFILES": "offline,dask"}
+        env = {**self.env, **(self.agent_settings if agent else {}), "COMPOSE_PROFILES": "offline,dask,public"}
         return run(*self.compose_command, *where, *args, cwd=self.dir, env=env, **kwargs)
 
     def containers(self, service: str, agent=False) -> list:
