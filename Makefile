@@ -29,7 +29,7 @@ SECRET = head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 # the loopback ports, out) and the UI and alert links use its address; =0 goes back.
 PROXY_IMAGE = $(call setting,PROXY_IMAGE,caddy:2)
 define public_settings
-COMPOSE_FILE=docker-compose.yml APOLLO_PUBLIC_URL=https://$$host:$$port/graphql UI_PUBLIC_URL=https://$$host:$$port
+COMPOSE_FILE=docker-compose.yml PUBLIC_HOST=$$host PUBLIC_PORT=$$port PUBLIC_BIND=$$bind APOLLO_PUBLIC_URL=https://$$host:$$port/graphql UI_PUBLIC_URL=https://$$host:$$port
 endef
 # The proxy's secrets, each made once: API_TOKEN, and a UI password printed now and kept
 # in .env only as its bcrypt hash (base64: .env values must not hold `$`).
@@ -87,6 +87,7 @@ ifneq ($(DASK),)
 endif
 ifneq ($(PUBLIC),)
 	@host=$(call setting,PUBLIC_HOST,localhost); port=$(call setting,PUBLIC_PORT,8443); \
+	bind=$(call setting,PUBLIC_BIND,0.0.0.0); \
 	$(call record,public,$(PUBLIC),$(public_settings)); \
 	if [ "$(PUBLIC)" = 1 ]; then $(public_secrets); else $(COMPOSE) --profile public rm --stop --force proxy; fi
 endif

@@ -1,9 +1,6 @@
 """What register.py and the agent's start-up share: reaching Prefect Server, and making sure
 it has what registration and agents need (a tenant; the flow's project)."""
-import json
 import time
-import urllib.error
-import urllib.request
 
 import prefect
 from prefect.utilities.graphql import with_args
@@ -11,23 +8,22 @@ from prefect.utilities.graphql import with_args
 
 def wait_for_apollo(seconds: float) -> None:
     """Returns once the API answers `query { hello }` at its address (apollo in the stack,
-    PREFECT_API_URL for an agent elsewhere); exits with one line after `seconds`."""
-    url = prefect.config.cloud.api
-    request = urllib.request.Request(url, data=json.dumps({"query": "query { hello }"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    PREFECT_API_URL for an agent elsewhere); exits with one line after `seconds`. Asked
+    through Prefect's client, which presents API_TOKEN and trusts REQUESTS_CA_BUNDLE as
+    the agent's later requests do."""
+    client = prefect.Client()
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                if json.load(answer).get("data", {}).get("hello"):
-                    return
-                problem = "it answered without data"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            if client.graphql("query { hello }").data.hello:
+                return
+            problem = "it answered without data"
+        except Exception as exc:  # not listening yet, refused (401: API_TOKEN), TLS, ...
             problem = str(exc)
         if time.monotonic() >= deadline:
             raise SystemExit(
-                f"error: Prefect Server's API did not answer at {url} within {seconds:g} s "
-                f"({problem}); see `make logs` for apollo and graphql"
+                f"error: Prefect Server's API did not answer at {client.api_server} within "
+                f"{seconds:g} s ({problem}); see `make logs` for apollo and graphql"
             )
         time.sleep(2)
 

@@ -13,6 +13,7 @@ import pendulum
 import pytest
 import yaml
 
+from agent.start import CA_BUNDLE
 from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
 from tests.support import ROOT, run_module
 from tests.conftest import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
@@ -225,3 +226,30 @@ def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, mes
     result = run_module(["-m", "agent.start"], env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(config, compose_version,
+                                                                               standin, tmp_path):
+    """`make agent` against the server's proxy (README: Team access): API_TOKEN becomes
+    Prefect's API key, which the agent's client sends and hands to every flow container;
+    the CA bundle is bound into the agent and its flow containers, and requests trusts it."""
+    standin.execute('mutation { create_tenant(input: {name: "default", slug: "default"}) { id } }')
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text("")
+    settings = {"PREFECT_API_URL": standin.url, "REGISTRY_URL": "registry.office.example:5000",
+                "HOST_REPORTS_DIR": "/data/site-b/reports", "API_TOKEN": "machine-token",
+                "HOST_CA_BUNDLE": str(bundle)}
+    resolved = docker_compose(compose_version, "-f", str(ROOT / "agent" / "docker-compose.yml"),
+                              "--env-file", str(NO_ENV_FILE), "config", env=settings)
+    assert resolved.returncode == 0, resolved.stderr
+    agent_config = short_syntax(yaml.safe_load(resolved.stdout))
+    assert f"{bundle}:{CA_BUNDLE}:ro" in agent_config["services"]["agent"]["volumes"]
+    registered = json.loads(dry_run({**service_env(config, "register"), **settings}).stdout)
+
+    probe = deploy_through_agent(service_env(agent_config, "agent"), registered)
+
+    (create,) = [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
+    env = create["environment"]
+    assert env["PREFECT__CLOUD__API_KEY"] == "machine-token" == env["PREFECT__CLOUD__AUTH_TOKEN"]
+    assert env["REQUESTS_CA_BUNDLE"] == CA_BUNDLE
+    assert create["host_config"]["binds"][str(bundle)] == {"bind": CA_BUNDLE, "mode": "ro"}
