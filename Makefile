@@ -27,7 +27,6 @@ endef
 SECRET = head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 # PUBLIC=1: only the proxy is published (COMPOSE_FILE leaves docker-compose.override.yml,
 # the loopback ports, out) and the UI and alert links use its address; =0 goes back.
-PROXY_IMAGE = $(call setting,PROXY_IMAGE,caddy:2)
 define public_settings
 COMPOSE_FILE=docker-compose.yml PUBLIC_HOST=$$host PUBLIC_PORT=$$port PUBLIC_BIND=$$bind APOLLO_PUBLIC_URL=https://$$host:$$port/graphql UI_PUBLIC_URL=https://$$host:$$port
 endef
@@ -38,11 +37,12 @@ umask 077; \
 if ! grep -q '^API_TOKEN=.' .env; then \
   { grep -v '^API_TOKEN=' .env; echo "API_TOKEN=$$($(SECRET))"; } > .env.new && mv .env.new .env; fi; \
 if ! grep -q '^UI_PASSWORD_HASH=.' .env; then \
+  image=$(call setting,PROXY_IMAGE,caddy:2); user=$(call setting,UI_USER,prefect); \
   password=$$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
-  hash=$$(printf '%s\n' "$$password" | docker run --rm -i $(PROXY_IMAGE) caddy hash-password 2>/dev/null | tail -n 1); \
-  case "$$hash" in '$$2'*) ;; *) echo "make up: $(PROXY_IMAGE) could not hash the UI password" >&2; exit 1;; esac; \
+  hash=$$(printf '%s\n' "$$password" | docker run --rm -i "$$image" caddy hash-password 2>/dev/null | tail -n 1); \
+  case "$$hash" in '$$2'*) ;; *) echo "make up: $$image could not hash the UI password" >&2; exit 1;; esac; \
   { grep -v '^UI_PASSWORD_HASH=' .env; echo "UI_PASSWORD_HASH=$$(printf %s "$$hash" | base64 | tr -d '\n')"; } > .env.new && mv .env.new .env; \
-  echo "UI login at https://$$host:$$port/  user $(call setting,UI_USER,prefect), password $$password"; \
+  echo "UI login at https://$$host:$$port/  user $$user, password $$password"; \
   echo "  (shown only now: .env keeps only its hash; delete UI_PASSWORD_HASH there for a new one)"; fi
 endef
 

@@ -389,7 +389,7 @@ def team_access(stack: Stack) -> str:
     only through the proxy with the token: it claims and finishes its run. `make up
     PUBLIC=0` goes back to the loopback ports."""
     host, port, loopback_files = docker_bridge(), free_port(), stack.env["COMPOSE_FILE"]
-    stack.env.update(PROXY_IMAGE=proxy_image(stack.env["BASE_IMAGE"]), PUBLIC_HOST=host,
+    stack.env.update(PROXY_IMAGE=proxy_image(), PUBLIC_HOST=host,
                      PUBLIC_BIND=host, PUBLIC_PORT=str(port),
                      COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml:", ""))
     up = stack.make("up", "PUBLIC=1")
