@@ -128,11 +128,10 @@ class Runs:
         (queued_runs_returned_limit); a run goes to an agent only if the agent has all its
         labels, and a run without labels never to an agent with labels."""
         self._tenant(input["tenant_id"])
-        due = {"_in": SCHEDULED_STATES}, {"_lte": input.get("before") or now()}
+        scheduled, due = {"_in": SCHEDULED_STATES}, {"_lte": input.get("before") or now()}
         queued = self.select("flow_run", {"_or": [
-            {"state": due[0], "state_start_time": due[1]},
-            {"state": {"_eq": "Running"},
-             "task_runs": {"state": due[0], "state_start_time": due[1]}}]},
+            {"state": scheduled, "state_start_time": due},
+            {"state": {"_eq": "Running"}, "task_runs": {"state": scheduled, "state_start_time": due}}]},
             order_by={"state_start_time": "asc"})
         agent_labels = set(input.get("labels") or [])
         claimable = [run["id"] for run in queued if set(run["labels"]) <= agent_labels
