@@ -100,10 +100,22 @@ endif
 	echo "Reports:     $(call setting,HOST_REPORTS_DIR,)"; \
 	echo "Next:        make smoke (one checked run), or start runs from the UI (README: Ad-hoc runs)"
 
+# Flow containers are the agent's, not compose's: stop the agent so that it starts no more,
+# then remove those on the stack's network (one just created, or running: its run goes on
+# in a new container after `make up`, README: Alerts), then the stack.
+define stop_flow_runs
+$(COMPOSE) stop agent
+@ids=$$(docker ps -aq --filter label=io.prefect.flow-run-id \
+  --filter network=$(call setting,PREFECT_NETWORK,prefect-server)); \
+if [ -n "$$ids" ]; then docker rm --force $$ids >/dev/null; echo "Stopped the flow runs that were running."; fi
+endef
+
 down: ## stop the stack; the database (flows, runs, logs) is kept
+	$(stop_flow_runs)
 	$(COMPOSE) down
 
 clean: ## stop the stack and delete its database volume
+	$(stop_flow_runs)
 	$(COMPOSE) down --volumes
 	@echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."
 
