@@ -16,83 +16,15 @@ from pathlib import Path
 import pendulum
 import prefect
 import pytest
-from prefect.utilities.configuration import set_temporary_config
 
-from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
+from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE
 from tests.conftest import report_names
-from tests.support import ROOT, free_port, run_module as run_program
+from tests.support import ROOT, free_port
+from tests.support.agent_runs import (
+    adhoc_run, agent_polls, client, only_flow, register, run_container_here, run_module,
+    start_container_here, states_of, task_runs,
+)
 from tests.support.webhook_receiver import WebhookReceiver
-
-
-def run_module(args, env, stdin=None):
-    result = run_program(args, env, stdin)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def register(env):
-    return run_module(["register.py", "--skip-build"], env)
-
-
-def client(standin):
-    """The real Client, talking to the stand-in instead of this process's configured API."""
-    return set_temporary_config({"cloud.api": standin.url, "cloud.graphql": f"{standin.url}/graphql"})
-
-
-def only_flow(standin):
-    (flow,) = standin.tables["flow"].values()
-    return flow
-
-
-def agent_polls(env, polls=2):
-    """The agent as agent/start.py builds it; the container it would create, if any."""
-    probe = json.loads(run_module(["-m", "tests.support.agent_probe", "poll", str(polls)], env)
-                       .stdout.strip().splitlines()[-1])
-    return [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
-
-
-def start_container_here(create, env, **prefect_config) -> subprocess.Popen:
-    """The container's command with the container's environment (plus `prefect_config`);
-    /reports is the bound host folder, as the engine would make it. Its own process group,
-    as a container's processes are, so that killing it kills its heartbeat process too."""
-    ((host_dir, bind),) = create["host_config"]["binds"].items()
-    assert bind == {"bind": FLOW_REPORTS_DIR, "mode": "rw"}
-    container_env = {**create["environment"], "REPORTS_DIR": host_dir,
-                     "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"], **prefect_config}
-    assert create["command"] == "prefect execute flow-run"
-    return subprocess.Popen([sys.executable, "-m", "tests.support.run_flow_in_place"], cwd=ROOT,
-                            env=container_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-
-
-def run_container_here(create, env, **prefect_config) -> subprocess.CompletedProcess:
-    container = start_container_here(create, env, **prefect_config)
-    stdout, stderr = container.communicate(timeout=180)
-    return subprocess.CompletedProcess(container.args, container.returncode, stdout, stderr)
-
-
-def adhoc_run(standin, env, n_users, start=True, **prefect_config):
-    """Registers, creates a run through the Client, lets the agent claim it and runs its
-    container here (unless not to `start` it); returns the run's id, the container it
-    created and the result."""
-    register(env)
-    with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
-                                                  parameters={"n_users": n_users})
-    (create,) = agent_polls(env)
-    assert states_of(standin, run_id) == ["Submitted"]
-    return run_id, create, run_container_here(create, env, **prefect_config) if start else None
-
-
-def task_runs(standin, run_id):
-    names = {task["id"]: task["slug"] for task in standin.tables["task"].values()}
-    return {(names[run["task_id"]], run["map_index"]): run
-            for run in standin.tables["task_run"].values() if run["flow_run_id"] == run_id}
-
-
-def states_of(standin, run_id):
-    return [entry["type"] for entry in standin.tables["state_history"].values()
-            if entry["run_id"] == run_id]
 
 
 def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env):
@@ -213,26 +145,6 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
     assert agent_polls(stack_env) == []
     assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
     assert states_of(standin, run_id) == []
-
-
-@pytest.mark.parametrize("allowlist, started", [("", False), ("office/tools, another-image", True)])
-def test_the_agent_starts_only_allowed_images(allowlist, started, standin, stack_env):
-    """Anyone reaching the API can register a flow with any image and the agent's label."""
-    register({**stack_env, "FLOW_IMAGE": "another-image"})
-    with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"])
-
-    created = agent_polls({**stack_env, "AGENT_IMAGE_ALLOWLIST": allowlist})
-
-    image = f"another-image:{only_flow(standin)['storage']['image_tag']}"
-    if started:
-        assert [create["environment"]["PREFECT__CONTEXT__IMAGE"] for create in created] == [image]
-        return
-    assert created == []
-    run = standin.tables["flow_run"][run_id]
-    assert run["state"] == "Failed", run
-    assert run["state_message"] == (f"this agent does not start the image {image}: it starts "
-                                    "only users-report-flow (FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)")
 
 
 def start_smoke(env, *args):

@@ -5,7 +5,7 @@ import pendulum
 from prefect.engine.state import Running
 
 from tests.support.ui_operations import FLOW_PAGE_QUERY
-from tests.test_run_path import only_flow, register, states_of
+from tests.support.agent_runs import only_flow, register, states_of
 
 # (type, field): the type the real server declares.
 REAL_TYPES = {

@@ -14,7 +14,7 @@ import pytest
 from flows.users_report.utils import INPUTS
 from tests.support import ROOT
 from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
-from tests.test_run_path import agent_polls, only_flow, register, run_container_here, task_runs
+from tests.support.agent_runs import agent_polls, only_flow, register, run_container_here, task_runs
 
 
 def flow_page(standin) -> dict:

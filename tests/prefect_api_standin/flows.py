@@ -95,6 +95,14 @@ class Flows:
                             retry_delay=task.get("retry_delay"))
         return {"success": True}
 
+    def resolve_set_flow_group_run_config(self, info, input):
+        """As api/flow_groups.py set_flow_group_run_config: every later run of the group
+        gets it (None takes it away), scheduled ones included."""
+        group = self.tables["flow_group"].get(input["flow_group_id"])
+        if group is not None:
+            group["run_config"] = input.get("run_config")
+        return {"success": group is not None}
+
     def resolve_set_schedule_active(self, info, input):
         """As api/flows.py set_schedule_active: only a flow with a schedule; its next runs
         are made at once, as the scheduler would."""

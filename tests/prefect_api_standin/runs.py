@@ -43,8 +43,9 @@ class Runs:
         latest unarchived version of the group; a run with the same idempotency key for that
         flow is returned instead of a new one; parameters are the flow's truthy defaults, then
         the group's, then the given ones, undeclared ones kept; labels and run config from the
-        first of: given, the group's, the flow's run config. Then Scheduled, with a Pending
-        task run for every task (a database trigger does that on the server)."""
+        first of: given, the group's, the flow's run config (labels last from its environment).
+        Then Scheduled, with a Pending task run for every task (a database trigger does that
+        on the server)."""
         if flow_id:
             flow = self.tables["flow"].get(flow_id)
         else:
@@ -68,8 +69,10 @@ class Runs:
                 labels = group["labels"]
             elif group["run_config"] is not None:
                 labels = group["run_config"].get("labels") or []
+            elif flow["run_config"] is not None:
+                labels = flow["run_config"].get("labels") or []
             else:
-                labels = (flow["run_config"] or {}).get("labels") or []
+                labels = (flow["environment"] or {}).get("labels") or []
         if run_config is None:
             run_config = group["run_config"] if group["run_config"] is not None else flow["run_config"]
         run_parameters = {p["name"]: p["default"] for p in flow["parameters"] or [] if p.get("default")}

@@ -58,7 +58,13 @@ def main(mode: str, polls: str = "3") -> None:
             mock.patch.object(DockerAgent, "stream_flow_logs") as stream_logs:
         agent = build_agent(load_stack_settings())
         if mode == "deploy":
-            agent.deploy_flow(made_up_run(json.load(sys.stdin)["serialized_flow"]))
+            registered = json.load(sys.stdin)["serialized_flow"]
+            # No API here: the agent's own look-up of the run answers as the server would.
+            stored = {"context": {}, "run_config": registered["run_config"],
+                      "flow": {"run_config": registered["run_config"], "flow_group": {"run_config": None}}}
+            with mock.patch.object(agent.client, "graphql",
+                                   return_value=GraphQLResult({"data": {"flow_run_by_pk": stored}})):
+                agent.deploy_flow(made_up_run(registered))
         else:
             # The agent's health server on a free loopback port instead of 0.0.0.0:8080.
             agent.agent_address = f"http://127.0.0.1:{free_port()}"

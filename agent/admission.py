@@ -1,0 +1,104 @@
+"""What the agent deploys: only the flows this stack registered, as it registered them.
+
+Whoever reaches the API can register a flow, set a flow group's run config or start a run
+with a run config and a context of their own; Prefect 0.15.9's DockerAgent would then hand
+them to the host's Docker engine. Read in prefect 0.15.9 (src/prefect/...):
+
+- agent/docker/agent.py 427-429 merges `run_config.host_config` into the container's host
+  config (binds, privileged, devices), 562-566 `run_config.env` into its environment
+  (environment variables alone run code: PYTHONWARNINGS imports any module);
+- utilities/agent.py get_flow_image: the image is the Docker storage's, else the run
+  config's; cli/execute.py flow_run loads the flow by `storage.get_flow`: Docker storage
+  executes the script at `storage.flows[name]` (storage/docker.py get_flow), Webhook or
+  GitHub storage download code, and every storage's `secrets` are fetched first;
+- engine/cloud/flow_runner.py 382: the run's `context` is merged into prefect.context;
+- a flow with a legacy `environment` runs `environment.execute` instead of the flow runner.
+
+The server fills a run's run config from the run's own, else the flow group's, else the
+flow's (PrefectHQ/server 0f74a9a api/runs.py 155-160): the agent sees the result only.
+"""
+from typing import Iterable, Optional
+
+from prefect.serialization.storage import StorageSchema
+
+# What the UI's Run page puts into a run's env: its logging level (PrefectHQ/ui 2092e92
+# src/pages/Flow/Run.vue overrideLoggingEnvironmentVariable).
+UI_LOG_LEVEL = "PREFECT__LOGGING__LEVEL"
+LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# Run config fields that say nothing about the container.
+INERT_FIELDS = {"type", "__version__", "labels"}
+
+
+def repository(image: str) -> str:
+    """An image's name without its tag or digest: `host:5000/flow:abc` -> `host:5000/flow`."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def flow_refusal(flow: dict, allowed_images: Iterable[str], allowed_scripts: Iterable[str]) -> Optional[str]:
+    """Why a registered flow must not run here (its environment, storage or image), if so."""
+    environment = flow.get("environment")
+    if environment is not None:
+        return (f"this agent does not start flows with a legacy environment "
+                f"({environment.get('type')}): only flows registered with a run config (register.py)")
+    storage = flow.get("storage") or {}
+    if storage.get("type") != "Docker":
+        return (f"this agent does not start flows kept in {storage.get('type')} storage: "
+                f"only Prefect's Docker storage of this stack's images (register.py)")
+    scripts = sorted(allowed_scripts)
+    locations = sorted(set((storage.get("flows") or {}).values()))
+    if not storage.get("stored_as_script") or not locations or set(locations) - set(scripts):
+        kept = ", ".join(locations) or "nothing"
+        form = "the script" if storage.get("stored_as_script") else "the pickled flow"
+        return (f"this agent does not start {form} {kept}: only the flow scripts this stack puts in "
+                f"its image ({', '.join(scripts)}), stored as scripts (register.py)")
+    if storage.get("secrets"):
+        return (f"this agent does not start flows whose storage asks for secrets "
+                f"({', '.join(storage['secrets'])}): the stack's flows take none from storage")
+    image = StorageSchema().load(storage).name  # as get_flow_image names it
+    allowed = sorted(allowed_images)
+    if repository(image) not in allowed:
+        return (f"this agent does not start the image {image}: it starts only {', '.join(allowed)} "
+                f"(FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)")
+    return None
+
+
+def run_config_refusal(run_config: Optional[dict], image: str) -> Optional[str]:
+    """What in a run's run config would change the container, if anything: a run config may
+    set labels, the flow's own image, and the UI's logging level; nothing else."""
+    if not run_config:
+        return None  # the agent's default DockerRun()
+    if run_config.get("type") not in ("DockerRun", "UniversalRun"):
+        return f"a {run_config.get('type')} run config: only DockerRun"
+    changed = []
+    for field, value in sorted(run_config.items()):
+        if field in INERT_FIELDS or not value:
+            continue
+        if field == "image" and value == image:
+            continue
+        if field == "env" and isinstance(value, dict) and set(value) == {UI_LOG_LEVEL} \
+                and str(value[UI_LOG_LEVEL]).upper() in LOG_LEVELS:
+            continue
+        keys = f" ({', '.join(sorted(map(str, value)))})" if isinstance(value, dict) else f" ({value})"
+        changed.append(f"{field}{keys}")
+    return f"a run config that sets {'; '.join(changed)}" if changed else None
+
+
+def context_refusal(context: Optional[dict]) -> Optional[str]:
+    """A run's context overrides prefect.context in the flow run (secrets, config, logger)."""
+    if context:
+        return (f"this agent does not start runs with a context ({', '.join(sorted(context))}): "
+                f"the stack's flows take inputs (parameters) only")
+    return None
+
+
+def run_config_source(run: dict) -> str:
+    """Where the server took a run's run config from (api/runs.py 155-160)."""
+    flow = run.get("flow") or {}
+    group = (flow.get("flow_group") or {}).get("run_config")
+    if group is not None and run.get("run_config") == group:
+        return "the flow group's run config (set_flow_group_run_config)"
+    if run.get("run_config") == flow.get("run_config"):
+        return "the flow's registered run config"
+    return "the run's own run config (create_flow_run)"
