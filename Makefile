@@ -11,7 +11,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 # randomuser.me without it). DASK: a Dask scheduler and DASK_WORKERS workers for flow runs.
 OFFLINE_SETTINGS := RANDOMUSER_URL=http://users-api:8999/api/ USERS_API_LIMIT=0
 DASK_SETTINGS = DASK_ADDRESS=tcp://dask-scheduler:8786 DASK_WORKERS=$(or $(DASK_WORKERS),2)
-# $(call record,PROFILE,ON,SETTINGS): the profile joins COMPOSE_PROFILES (the last line).
+# $(call record,PROFILE,ON,SETTINGS): the profile, if any, joins COMPOSE_PROFILES (the last line).
 define record
 umask 077; awk -v profile="$(1)" -v on="$(2)" -v settings="$(3)" \
   'BEGIN { n = split(settings, wanted, " "); for (i = 1; i <= n; i++) { split(wanted[i], kv, "="); mine[kv[1]] = 1 } } \
@@ -19,16 +19,17 @@ umask 077; awk -v profile="$(1)" -v on="$(2)" -v settings="$(3)" \
    kv[1] == "COMPOSE_PROFILES" { m = split(kv[2], old, ","); \
      for (i = 1; i <= m; i++) if (old[i] != profile && old[i] != "") kept = kept (kept ? "," : "") old[i]; next } \
    !(kv[1] in mine) { print } \
-   END { if (on == 1) { for (i = 1; i <= n; i++) print wanted[i]; kept = kept (kept ? "," : "") profile } \
+   END { if (on == 1) { for (i = 1; i <= n; i++) print wanted[i]; if (profile != "") kept = kept (kept ? "," : "") profile } \
          if (kept) print "COMPOSE_PROFILES=" kept }' .env > .env.new && mv .env.new .env
 endef
 
 # 24 random bytes in hex: every secret `make up` generates.
 SECRET = head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
-# PUBLIC=1: only the proxy is published (COMPOSE_FILE leaves docker-compose.override.yml,
-# the loopback ports, out) and the UI and alert links use its address; =0 goes back.
+# PUBLIC=1: the proxy is published as one HTTPS port (COMPOSE_FILE: docker-compose.public.yml
+# instead of docker-compose.override.yml, the loopback ports) and the UI and alert links
+# use its address; =0 goes back.
 define public_settings
-COMPOSE_FILE=docker-compose.yml PUBLIC_HOST=$$host PUBLIC_PORT=$$port PUBLIC_BIND=$$bind APOLLO_PUBLIC_URL=https://$$host:$$port/graphql UI_PUBLIC_URL=https://$$host:$$port
+COMPOSE_FILE=docker-compose.yml:docker-compose.public.yml PUBLIC_HOST=$$host PUBLIC_PORT=$$port PUBLIC_BIND=$$bind APOLLO_PUBLIC_URL=https://$$host:$$port/graphql UI_PUBLIC_URL=https://$$host:$$port
 endef
 # The proxy's secrets, each made once: API_TOKEN, and a UI password printed now and kept
 # in .env only as its bcrypt hash (base64: .env values must not hold `$`).
@@ -64,14 +65,14 @@ endef
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# Written once, from .env.example, never overwritten: each empty secret gets 24 random bytes
+# Written once, from .env.example, never overwritten: the empty secret gets 24 random bytes
 # in hex, the reports folder its absolute path (the agent binds it from the host), APP_UID
-# your uid (1000 when root: flow runs never run as root). umask 077: only you read it.
+# your uid (1000 when root: flow runs never run as root). umask 077: only you read it. The
+# secret reaches awk in its environment, which other users cannot read (`ps` shows argv).
 .env:
-	@secret() { $(SECRET); }; \
-	uid=$$(id -u); [ "$$uid" != 0 ] || uid=1000; \
-	umask 077; awk -v pg="$$(secret)" -v hs="$$(secret)" -v dir="$(CURDIR)/reports" -v uid="$$uid" \
-	  '/^POSTGRES_PASSWORD=$$/ {$$0 = $$0 pg} /^HASURA_ADMIN_SECRET=$$/ {$$0 = $$0 hs} \
+	@uid=$$(id -u); [ "$$uid" != 0 ] || uid=1000; \
+	umask 077; NEW_SECRET="$$($(SECRET))" awk -v dir="$(CURDIR)/reports" -v uid="$$uid" \
+	  '/^POSTGRES_PASSWORD=$$/ {$$0 = $$0 ENVIRON["NEW_SECRET"]} \
 	   /^HOST_REPORTS_DIR=$$/ {$$0 = $$0 dir} /^APP_UID=$$/ {$$0 = $$0 uid} {print}' \
 	  .env.example > $@
 	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
@@ -88,8 +89,8 @@ endif
 ifneq ($(PUBLIC),)
 	@host=$(call setting,PUBLIC_HOST,localhost); port=$(call setting,PUBLIC_PORT,8443); \
 	bind=$(call setting,PUBLIC_BIND,0.0.0.0); \
-	$(call record,public,$(PUBLIC),$(public_settings)); \
-	if [ "$(PUBLIC)" = 1 ]; then $(public_secrets); else $(COMPOSE) --profile public rm --stop --force proxy; fi
+	$(call record,,$(PUBLIC),$(public_settings)); \
+	if [ "$(PUBLIC)" = 1 ]; then $(public_secrets); fi
 endif
 	@$(reports_folder)
 	$(COMPOSE) build

@@ -123,7 +123,7 @@ def config(compose_version):
 
 # ---- `compose config` for the tests, under either version --------------------------------
 
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "HASURA_ADMIN_SECRET": "hasura-secret"}
+SECRETS = {"POSTGRES_PASSWORD": "pg-secret"}
 HOST_REPORTS = "/srv/office/reports"
 # Compose reads .env of the project directory unless told another file: an empty one here.
 NO_ENV_FILE = Path(tempfile.mkdtemp(prefix="compose-env-")) / "empty.env"
@@ -153,14 +153,14 @@ def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedPr
 
 def compose_config(version="v2", public=False, **env) -> dict:
     """The resolved compose files as `make up` uses them: docker-compose.yml with the
-    loopback ports of docker-compose.override.yml, or (`public`, PUBLIC=1) alone; every
-    profile's services included (v2 leaves out those of profiles not asked for)."""
-    files = ["-f", str(ROOT / "docker-compose.yml")]
-    if not public:
-        files += ["-f", str(ROOT / "docker-compose.override.yml")]
+    loopback ports of docker-compose.override.yml, or (`public`, PUBLIC=1) with the HTTPS
+    port of docker-compose.public.yml; every profile's services included (v2 leaves out
+    those of profiles not asked for)."""
+    overlay = "docker-compose.public.yml" if public else "docker-compose.override.yml"
+    files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / overlay)]
     result = docker_compose(
         version, *files, "--env-file", str(NO_ENV_FILE),
-        "--profile", "offline", "--profile", "dask", "--profile", "public", "config",
+        "--profile", "offline", "--profile", "dask", "config",
         env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
     )
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,5 @@
 """The compose file, resolved by the real Compose, v2 and v1: the server's images and
-commands are prefect's own template's, only the UI and the API are published (on loopback),
+commands are prefect's own template's, only the proxy is published (on loopback),
 health-gated start order, secrets required, every setting documented.
 
 The official server images cannot be pulled here, so nothing in this file starts one.
@@ -59,35 +59,52 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
     )
 
 
-def test_only_the_ui_and_the_api_are_published_and_only_on_loopback(config, compose_version):
-    """Without PUBLIC=1 the proxy's profile is off: the UI and the API, on 127.0.0.1."""
-    assert config["services"]["proxy"]["profiles"] == ["public"]
-    published = {
-        name: [str(port) for port in service.get("ports", [])]
-        for name, service in config["services"].items() if service.get("ports") and name != "proxy"
-    }
-    assert published == {"ui": ["127.0.0.1:8080:8080/tcp"], "apollo": ["127.0.0.1:4200:4200/tcp"]}
-    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200", APOLLO_BIND="10.0.0.5")
-    assert moved["services"]["ui"]["ports"] == ["127.0.0.1:9080:8080/tcp"]
-    assert moved["services"]["apollo"]["ports"] == ["10.0.0.5:9200:4200/tcp"]
+def test_only_the_proxy_is_published_and_only_on_loopback(config, compose_version):
+    """The UI and the API are reached only through the proxy's checks (README: Security)."""
+    published = {name: sorted(service["ports"]) for name, service in config["services"].items() if service["ports"]}
+    assert published == {"proxy": ["127.0.0.1:4200:4200/tcp", "127.0.0.1:8080:8080/tcp"]}
+    proxy = config["services"]["proxy"]
+    assert proxy["environment"]["FRONT_DOOR"] == "loopback" and "profiles" not in proxy
+    assert config["services"]["ui"]["environment"]["PREFECT_SERVER__APOLLO_URL"] == "http://localhost:8080/graphql"
+    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200", APOLLO_BIND="10.0.0.5",
+                           STACK_HOSTNAMES="prefect.office.lan")
+    proxy = moved["services"]["proxy"]
+    assert sorted(proxy["ports"]) == ["10.0.0.5:9200:4200/tcp", "127.0.0.1:9080:8080/tcp"]
+    assert proxy["environment"]["APOLLO_BIND"] == "10.0.0.5"
+    assert proxy["environment"]["STACK_HOSTNAMES"] == "prefect.office.lan"
+    assert proxy["environment"]["UI_PORT"] == "9080"
 
 
-def test_public_mode_publishes_only_the_proxy(compose_version):
-    """`make up PUBLIC=1` leaves docker-compose.override.yml out: one port, the proxy's,
-    which reaches the UI and the API on the stack's network with the secrets from .env."""
+def test_public_mode_publishes_only_the_proxys_https_port(compose_version):
+    """`make up PUBLIC=1` takes docker-compose.public.yml instead of the override: one port,
+    the proxy's, which reaches the UI and the API with the secrets from .env."""
     config = compose_config(compose_version, public=True, PUBLIC_PORT="9443", PUBLIC_BIND="10.0.0.5",
                             PUBLIC_HOST="prefect.office.example", API_TOKEN="machine-token",
-                            UI_PASSWORD_HASH="aGFzaA==")
+                            UI_PASSWORD_HASH="aGFzaA==", UI_PUBLIC_URL="https://prefect.office.example:9443")
     published = {name: service["ports"] for name, service in config["services"].items() if service["ports"]}
     assert published == {"proxy": ["10.0.0.5:9443:8443/tcp"]}
     proxy = config["services"]["proxy"]
-    assert proxy["image"] == "caddy:2" and proxy["networks"] == {"prefect-server": None}
-    assert proxy["environment"] == {"PUBLIC_HOST": "prefect.office.example", "PUBLIC_TLS": "internal",
-                                    "UI_USER": "prefect", "UI_PASSWORD_HASH": "aGFzaA==",
-                                    "API_TOKEN": "machine-token"}
+    assert proxy["image"] == "caddy:2" and list(proxy["networks"]) == ["prefect-server"]
+    assert proxy["environment"] == {
+        "FRONT_DOOR": "public", "APOLLO_BIND": "127.0.0.1", "STACK_HOSTNAMES": "localhost",
+        "UI_PUBLIC_URL": "https://prefect.office.example:9443", "UI_PORT": "8080",
+        "PUBLIC_HOST": "prefect.office.example", "PUBLIC_TLS": "internal",
+        "UI_USER": "prefect", "UI_PASSWORD_HASH": "aGFzaA==", "API_TOKEN": "machine-token"}
     assert proxy["depends_on"] == {"apollo": {"condition": "service_healthy"},
                                    "ui": {"condition": "service_healthy"}}
     assert compose_config(compose_version, public=True)["services"]["proxy"]["environment"]["API_TOKEN"] == ""
+
+
+def test_postgres_and_hasura_are_on_a_network_of_their_own(config):
+    """Flow containers, Dask workers, the demo API, the UI, the proxy and the agent join
+    prefect-server only: none of them reaches Hasura (no admin secret) or Postgres."""
+    assert config["networks"]["prefect-db"]["internal"] is True
+    on_db = sorted(name for name, service in config["services"].items() if "prefect-db" in service["networks"])
+    assert on_db == ["apollo", "graphql", "hasura", "postgres", "towel"]
+    assert list(config["services"]["postgres"]["networks"]) == list(config["services"]["hasura"]["networks"]) \
+        == ["prefect-db"]
+    for service in config["services"].values():
+        assert not any("HASURA" in name and "SECRET" in name for name in service.get("environment", {}))
 
 
 def test_postgres_keeps_its_data_in_a_named_volume(config):
@@ -112,7 +129,8 @@ def test_secrets_come_from_env_and_a_missing_one_is_refused(config, compose_vers
     assert services["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == (
         "postgresql://prefect:pg-secret@postgres:5432/prefect_server"
     )
-    assert services["towel"]["environment"]["PREFECT_SERVER__HASURA__ADMIN_SECRET"] == "hasura-secret"
+    # Towel fails runs from its own process: its alerts link to the UI as graphql's do.
+    assert services["towel"]["environment"]["PREFECT_SERVER__API__URL"] == "http://localhost:8080"
     for missing in SECRETS:
         result = docker_compose(
             compose_version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE), "config",
@@ -131,10 +149,10 @@ def test_compose_and_dockerfile_agree_on_the_base_image(config):
 def test_env_example_has_no_secret_and_documents_every_setting():
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
-    assert re.search(r"^HASURA_ADMIN_SECRET=$", example, re.M)
     assert re.search(r"^UI_PASSWORD_HASH=$", example, re.M) and re.search(r"^API_TOKEN=$", example, re.M)
     settings = (ROOT / "flows" / "users_report" / "settings.py").read_text()
-    compose = (ROOT / "docker-compose.yml").read_text() + (ROOT / "agent" / "docker-compose.yml").read_text()
+    compose = "".join((ROOT / name).read_text() for name in (
+        "docker-compose.yml", "docker-compose.override.yml", "docker-compose.public.yml", "agent/docker-compose.yml"))
     read = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', settings))
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
     readme = (ROOT / "README.md").read_text()

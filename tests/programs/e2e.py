@@ -39,9 +39,9 @@ from tests.programs.e2e_stack import FINISHED, Stack, output
 from tests.programs.smoke import check_report
 from tests.support import free_port
 from tests.support.compose_versions import compose_v1
-from tests.support.ui_operations import post
+from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 
-LONG_RUNNING = ("postgres", "hasura", "graphql", "towel", "apollo", "ui", "agent", "users-api")
+LONG_RUNNING = ("postgres", "hasura", "graphql", "towel", "apollo", "ui", "proxy", "agent", "users-api")
 LOAD_RUNS, LOAD_USERS = 20, 1000
 
 
@@ -58,7 +58,7 @@ def missing_secret(stack: Stack) -> str:
     assert result.returncode != 0, "make up started without POSTGRES_PASSWORD"
     assert "POSTGRES_PASSWORD is not set - run `make up`" in result.stderr, result.stderr[-2000:]
     assert not output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={stack.name}")
-    assert env_file.stat().st_mode & 0o777 == 0o600 and re.search(r"^HASURA_ADMIN_SECRET=\w{48}$", written, re.M)
+    assert env_file.stat().st_mode & 0o777 == 0o600 and re.search(r"^POSTGRES_PASSWORD=\w{48}$", written, re.M)
     return ".env written with mode 600; blanked POSTGRES_PASSWORD refused"
 
 
@@ -205,7 +205,8 @@ def kill_while_downloading(stack: Stack, n_users: int) -> str:
 
 def towel(stack: Stack) -> dict:
     request = urllib.request.Request(f"{stack.api}/standin/towel", method="POST",
-                                     data=json.dumps({"heartbeat_older_than": HEARTBEAT_CUTOFF}).encode())
+                                     data=json.dumps({"heartbeat_older_than": HEARTBEAT_CUTOFF}).encode(),
+                                     headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -381,6 +382,92 @@ def remote_agent(stack: Stack) -> str:
     return f"claimed by the remote agent via {bridge}:{stack.apollo_port}, report in its own folder"
 
 
+def published_ports(stack: Stack) -> dict:
+    """The stack's services that publish a port, each with its host addresses (ip:port)."""
+    listing = output("docker", "ps", "--filter", f"label=com.docker.compose.project={stack.name}",
+                     "--format", '{{.Label "com.docker.compose.service"}}\t{{.Ports}}')
+    published = {}
+    for line in listing.splitlines():
+        service, _, ports = line.partition("\t")
+        hosts = sorted({port.split("->")[0].strip() for port in ports.split(",") if "->" in port})
+        if hosts:
+            published[service] = hosts
+    return published
+
+
+def ask_api(url: str, body: bytes = b'{"query": "query { hello }"}', **headers) -> int:
+    """The status of one POST to `url` (GraphQL's hello as JSON unless told otherwise)."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def front_door(stack: Stack) -> str:
+    """Only the proxy is published, on loopback. On both its ports a web page's request
+    (a foreign Origin), a foreign Host (DNS rebinding) and a form or multipart post get 403;
+    Prefect's client (no Origin) and the UI's own calls pass: a run started by the UI's
+    Run page through the UI's port succeeds."""
+    assert published_ports(stack) == {"proxy": sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])}
+    ui = f"http://localhost:{stack.ui_port}"
+    for base in (f"http://127.0.0.1:{stack.ui_port}/graphql", f"{stack.api}/graphql"):
+        assert ask_api(base) == 200, base
+        assert ask_api(base, Origin=ui) == 200, base
+        assert ask_api(base, Origin="http://evil.example") == 403, base
+        assert ask_api(base, Origin="null") == 403, base
+        assert ask_api(base, Host="evil.example") == 403, base
+        assert ask_api(base, b"query=mutation{}", **{"Content-Type": "text/plain"}) == 403, base
+        multipart = b'--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{}\r\n--x--\r\n'
+        assert ask_api(base, multipart, **{"Content-Type": "multipart/form-data; boundary=x"}) == 403, base
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.ui_port}/", timeout=10) as page:
+        assert page.status == 200  # the UI itself
+    flow = stack.active_flow()
+    page = post(f"http://127.0.0.1:{stack.ui_port}", FLOW_PAGE_QUERY, {"id": flow["flow_group_id"]},
+                Origin=ui)["data"]["flow_group_by_pk"]
+    created = post(f"http://127.0.0.1:{stack.ui_port}", CREATE_FLOW_RUN,
+                   run_page_variables(page, {"n_users": 4}, "e2e-ui-origin"), Origin=ui)
+    run_id = created["data"]["create_flow_run"]["id"]
+    assert stack.wait_for_runs([run_id])[run_id]["state"] == "Success", stack.explain(run_id)
+    return f"403 for a foreign Origin, Host, text/plain and multipart on both ports; {stack.report_of(run_id, 4)}"
+
+
+def run_configs_refused(stack: Stack) -> str:
+    """Runs whose own run config would mount the host or set the container's environment,
+    as anyone reaching the API can start them: Failed with the agent's reason, no container."""
+    flow = stack.active_flow()
+    messages = []
+    for change in ({"host_config": {"binds": ["/:/host"]}}, {"env": {"BROWSER": "id"}}):
+        run_config = {**flow["run_config"], **change}
+        answer = post(stack.api, CREATE_FLOW_RUN, {"id": flow["id"], "runConfig": run_config})
+        run_id = answer["data"]["create_flow_run"]["id"]
+        flow_run = stack.wait_for_runs([run_id])[run_id]
+        assert flow_run["state"] == "Failed", stack.explain(run_id)
+        field = next(iter(change))
+        assert flow_run["state_message"].startswith(f"this agent does not start a run config that sets {field} ("), \
+            flow_run["state_message"]
+        assert "the run's own run config (create_flow_run)" in flow_run["state_message"], flow_run
+        assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
+        messages.append(flow_run["state_message"].split(",")[0])
+    return "; ".join(messages)
+
+
+def database_out_of_reach(stack: Stack) -> str:
+    """A container on the flow runs' network, from the flow image, reaches apollo but
+    neither Hasura nor Postgres: those two are on the stack's internal database network."""
+    image = f"{stack.flow_image}:{stack.active_flow()['storage']['image_tag']}"
+    probe = ("import socket\n"
+             "for host, port in (('apollo', 4200), ('hasura', 3000), ('postgres', 5432)):\n"
+             "    try: socket.create_connection((host, port), timeout=3).close(); print(host, 'open')\n"
+             "    except OSError as error: print(host, 'closed', type(error).__name__)\n")
+    result = output("docker", "run", "--rm", "--network", stack.name, image, "python", "-c", probe)
+    lines = dict(line.split(" ", 1) for line in result.splitlines())
+    assert lines["apollo"] == "open" and lines["hasura"].startswith("closed") \
+        and lines["postgres"].startswith("closed"), result
+    return ", ".join(f"{host} {state}" for host, state in lines.items())
+
+
 def team_access(stack: Stack) -> str:
     """`make up PUBLIC=1` on this host's bridge address (a team's network here): only the
     proxy is published. Without credentials / and /graphql answer 401; the UI login opens
@@ -389,27 +476,23 @@ def team_access(stack: Stack) -> str:
     only through the proxy with the token: it claims and finishes its run. `make up
     PUBLIC=0` goes back to the loopback ports."""
     host, port, loopback_files = docker_bridge(), free_port(), stack.env["COMPOSE_FILE"]
-    stack.env.update(PROXY_IMAGE=proxy_image(), PUBLIC_HOST=host,
-                     PUBLIC_BIND=host, PUBLIC_PORT=str(port),
-                     COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml:", ""))
+    stack.env.update(PUBLIC_HOST=host, PUBLIC_BIND=host, PUBLIC_PORT=str(port),
+                     COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml", "docker-compose.public.yml"))
     up = stack.make("up", "PUBLIC=1")
     password = re.search(r"user prefect, password (\S+)", up.stdout)[1]
-    published = [line.split()[0] for line in output(
-        "docker", "ps", "--filter", f"label=com.docker.compose.project={stack.name}",
-        "--format", '{{.Label "com.docker.compose.service"}} {{.Ports}}').splitlines() if "->" in line]
-    assert published == ["proxy"], published
+    assert published_ports(stack) == {"proxy": [f"{host}:{port}"]}
     stack.make("ca")
     tls = ssl.create_default_context(cafile=str(stack.dir / "certs" / "ca.crt"))
     public = f"https://{host}:{port}"
     token = re.search(r"^API_TOKEN=(\S+)$", (stack.dir / ".env").read_text(), re.M)[1]
     login = "Basic " + base64.b64encode(f"prefect:{password}".encode()).decode()
 
-    def ask(path, query=None, authorization=None, base=public, variables=None):
+    def ask(path, query=None, authorization=None, base=public, variables=None, **headers):
         """Status and body of a GET (or a GraphQL POST of `query`) through the proxy."""
         body = json.dumps({"query": query, "variables": variables or {}}).encode() if query else None
         request = urllib.request.Request(
             base + path, data=body,
-            headers={"Content-Type": "application/json",
+            headers={"Content-Type": "application/json", **headers,
                      **({"Authorization": authorization} if authorization else {})})
         try:
             with urllib.request.urlopen(request, timeout=10, context=tls) as answer:
@@ -426,6 +509,9 @@ def team_access(stack: Stack) -> str:
     assert ask("/", authorization=f"Bearer {token}")[0] == 401  # the token opens the API only
     status, body = ask("/", base=f"http://{host}:{port}")
     assert status == 400 and "HTTP request to an HTTPS server" in body, (status, body)
+    # The login cached in a browser opens nothing for another site's page.
+    assert ask("/graphql", hello, login, Origin=public)[0] == 200
+    assert ask("/graphql", hello, login, Origin="https://evil.example")[0] == 403
 
     remote_reports = start_remote_agent(stack, f"{public}/graphql")
     flow_id = json.loads(ask("/graphql", "query { flow(where: {archived: {_eq: false}}) { id } }",
@@ -449,9 +535,8 @@ def team_access(stack: Stack) -> str:
         del stack.env[setting]
     stack.env["COMPOSE_FILE"] = loopback_files
     stack.make("up", "PUBLIC=0")
-    assert not output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={stack.name}",
-                      "--filter", "label=com.docker.compose.service=proxy")
-    assert stack.state()["flow_run"][run_id]["state"] == "Success"  # apollo on its own port again
+    assert published_ports(stack) == {"proxy": sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])}
+    assert stack.state()["flow_run"][run_id]["state"] == "Success"  # the API on its loopback port again
     return f"only {public} published; 401 without a login, UI login and API_TOKEN let in; remote agent's run Success"
 
 
@@ -511,6 +596,7 @@ HOPS = [
     ("a blanked secret is refused by name", missing_secret),
     ("make up OFFLINE=1 prints the UI's address", make_up),
     ("make ps: every long-running service healthy", all_healthy),
+    ("only the proxy is published: foreign Origin, Host, forms refused", front_door),
     ("make smoke: first run claimed and checked", smoke),
     ("a run from the UI's Run page with n_users=37", lambda stack: stack.successful_runs(37)[0]),
     ("a Quick Run from the UI: the default 10 users",
@@ -522,6 +608,8 @@ HOPS = [
     ("NOTIFY_WEBHOOK_URL: a failed run posts one alert", alerts),
     ("a flow container killed: retried in a new one, or Failed with an alert", killed_container),
     ("a flow of another image: refused by the agent, no container", foreign_image),
+    ("runs whose run config sets binds or env: Failed, no container", run_configs_refused),
+    ("a flow container reaches apollo, not hasura or postgres", database_out_of_reach),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
     ("code change + make register: new version, new image, used by runs", code_change),
@@ -539,7 +627,7 @@ def main() -> int:
     # Stopped from outside (CI's time limit, ^C from a shell): tear down all the same.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
-    passed, names = {}, ["base image", "postgres image"]
+    passed, names = {}, ["base image", "postgres image", "proxy image"]
 
     def hop(name, check):
         """Runs one hop, printing it; what it returns is its detail."""
@@ -553,6 +641,7 @@ def main() -> int:
     try:
         base = hop("base image", base_image)
         postgres = hop("postgres image", postgres_image)
+        proxy = hop("proxy image", proxy_image)
     except (Exception, SystemExit) as exc:
         print(f"   FAILED: {exc}", flush=True)
         base = None
@@ -563,7 +652,7 @@ def main() -> int:
     for version in versions if base else []:
         names += [f"[{version}] {name}" for name, _ in HOPS]
         with tempfile.TemporaryDirectory(prefix=f"e2e-{version}-") as work:
-            stack = Stack(version, base, postgres, Path(work))
+            stack = Stack(version, base, postgres, proxy, Path(work))
             try:
                 stack.refuse_if_in_use()
             except SystemExit as exc:  # not ours to tear down

@@ -35,7 +35,7 @@ def fresh_copy(destination: Path) -> Path:
 class Stack:
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
-    def __init__(self, version: str, base: str, postgres: str, work: Path):
+    def __init__(self, version: str, base: str, postgres: str, proxy: str, work: Path):
         self.version, self.name = version, f"users-report-e2e-{version}"
         self.dir = fresh_copy(work / "checkout")
         self.reports = self.dir / "reports"
@@ -54,6 +54,7 @@ class Stack:
             "COMPOSE_FILE": "docker-compose.yml:docker-compose.override.yml:tests/programs/docker-compose.placeholders.yml",
             "PREFECT_NETWORK": self.name, "PROJECT_IMAGE": f"{self.name}:latest",
             "FLOW_IMAGE": self.flow_image, "BASE_IMAGE": base, "E2E_POSTGRES_IMAGE": postgres,
+            "PROXY_IMAGE": proxy,
             "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
             "SCHEDULE_CRON": "* * * * *", "SCHEDULE_N_USERS": "5",
             "HTTP_RETRIES": "1", "HTTP_RETRY_DELAY": "1",

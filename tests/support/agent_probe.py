@@ -62,8 +62,14 @@ def main(mode: str, polls: str = "3") -> None:
             # No API here: the agent's own look-up of the run answers as the server would.
             stored = {"context": {}, "run_config": registered["run_config"],
                       "flow": {"run_config": registered["run_config"], "flow_group": {"run_config": None}}}
-            with mock.patch.object(agent.client, "graphql",
-                                   return_value=GraphQLResult({"data": {"flow_run_by_pk": stored}})):
+            ask_api = agent.client.graphql
+
+            def graphql(query, *args, **kwargs):
+                if "flow_run_by_pk" in str(query):
+                    return GraphQLResult({"data": {"flow_run_by_pk": stored}})
+                return ask_api(query, *args, **kwargs)
+
+            with mock.patch.object(agent.client, "graphql", graphql):
                 agent.deploy_flow(made_up_run(registered))
         else:
             # The agent's health server on a free loopback port instead of 0.0.0.0:8080.

@@ -35,11 +35,12 @@ mutation CreateFlowRun($context: JSON, $id: UUID!, $flowRunName: String, $parame
 """
 
 
-def post(api_url: str, query: str, variables: dict) -> dict:
-    """One request as the UI's Apollo client makes it; the answer's JSON."""
+def post(api_url: str, query: str, variables: dict, **headers) -> dict:
+    """One request as the UI's Apollo client makes it (with `headers`, e.g. its Origin);
+    the answer's JSON."""
     request = urllib.request.Request(
         f"{api_url}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"})
+        headers={"Content-Type": "application/json", **headers})
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.load(answer)
 
