@@ -77,8 +77,8 @@ help: ## list the commands
 	  .env.example > $@
 	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
 
-# Everything but the one-shot register step, then register in the foreground: `run` waits
-# for the agent to be healthy and exits with register's own exit code.
+# Everything but the one-shot register step, waited for until healthy (a crash loop stops
+# it, naming the service), then register in the foreground with its own exit code.
 up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1, DASK=1, PUBLIC=1: README)
 ifneq ($(OFFLINE),)
 	@$(call record,offline,$(OFFLINE),$(OFFLINE_SETTINGS))
@@ -94,7 +94,8 @@ ifneq ($(PUBLIC),)
 endif
 	@$(reports_folder)
 	$(COMPOSE) build
-	$(COMPOSE) up -d --scale register=0
+	@START_SECONDS=$(call setting,START_SECONDS,) START_RESTARTS=$(call setting,START_RESTARTS,) \
+	  sh scripts/start-stack.sh $(COMPOSE)
 	$(COMPOSE) run --rm register
 	@ui=$(call setting,UI_PUBLIC_URL,); \
 	echo; echo "Prefect UI:  $${ui:-http://localhost:$(call setting,UI_PORT,8080)}  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT,Data office)\")"; \

@@ -107,6 +107,17 @@ def test_postgres_and_hasura_are_on_a_network_of_their_own(config):
         assert not any("HASURA" in name and "SECRET" in name for name in service.get("environment", {}))
 
 
+def test_amd64_only_images_ask_for_amd64_and_probes_ask_127_0_0_1(config):
+    """hasura v1.3.3 and the prefecthq core-0.15.9 images are published for amd64 only;
+    apollo and the UI's nginx listen on IPv4 only, and BusyBox wget tries one address."""
+    for name, service in config["services"].items():
+        amd64_only = service["image"].startswith(("hasura/", "prefecthq/"))
+        assert (service.get("platform") == "linux/amd64") == amd64_only, name
+        probe = " ".join(service.get("healthcheck", {}).get("test", []))
+        assert "localhost" not in probe, name
+    assert "-h 127.0.0.1" in config["services"]["postgres"]["healthcheck"]["test"][1]
+
+
 def test_postgres_keeps_its_data_in_a_named_volume(config):
     assert config["volumes"] == {"postgres-data": {}, "proxy-data": {}}
     assert config["services"]["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data:rw"]

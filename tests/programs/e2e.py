@@ -62,6 +62,23 @@ def missing_secret(stack: Stack) -> str:
     return ".env written with mode 600; blanked POSTGRES_PASSWORD refused"
 
 
+def crash_loop(stack: Stack) -> str:
+    """`make up` with hasura exiting at once: it stops in seconds, naming hasura, its
+    restart count and its last log lines, instead of waiting for ever; graphql, waiting for
+    a healthy hasura, is never started."""
+    begun = time.monotonic()
+    result = stack.make("up", "OFFLINE=1", check=False,
+                        COMPOSE_FILE=stack.env["COMPOSE_FILE"] + ":tests/programs/docker-compose.crashloop.yml")
+    took = time.monotonic() - begun
+    assert result.returncode != 0, result.stdout[-2000:]
+    line = re.search(r"^make up: hasura .*restarted (\d+) times.*$", result.stderr, re.M)
+    assert line and "hasura: cannot start (e2e crash loop)" in result.stderr, result.stderr[-2000:]
+    assert not stack.containers("graphql") or "running" not in output(
+        "docker", "inspect", "-f", "{{.State.Status}}", stack.container("graphql"))
+    stack.compose("rm", "--stop", "--force", "hasura", capture_output=True)
+    return f"{line[0]} ({took:.0f} s, the images built meanwhile)"
+
+
 def make_up(stack: Stack) -> str:
     begun = time.monotonic()
     result = stack.make("up", "OFFLINE=1")
@@ -410,7 +427,8 @@ def front_door(stack: Stack) -> str:
     (a foreign Origin), a foreign Host (DNS rebinding) and a form or multipart post get 403;
     Prefect's client (no Origin) and the UI's own calls pass: a run started by the UI's
     Run page through the UI's port succeeds."""
-    assert published_ports(stack) == {"proxy": sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])}
+    loopback = sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])
+    assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
     ui = f"http://localhost:{stack.ui_port}"
     for base in (f"http://127.0.0.1:{stack.ui_port}/graphql", f"{stack.api}/graphql"):
         assert ask_api(base) == 200, base
@@ -480,7 +498,7 @@ def team_access(stack: Stack) -> str:
                      COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml", "docker-compose.public.yml"))
     up = stack.make("up", "PUBLIC=1")
     password = re.search(r"user prefect, password (\S+)", up.stdout)[1]
-    assert published_ports(stack) == {"proxy": [f"{host}:{port}"]}
+    assert published_ports(stack) == {"proxy": [f"{host}:{port}"]}, published_ports(stack)
     stack.make("ca")
     tls = ssl.create_default_context(cafile=str(stack.dir / "certs" / "ca.crt"))
     public = f"https://{host}:{port}"
@@ -510,7 +528,7 @@ def team_access(stack: Stack) -> str:
     status, body = ask("/", base=f"http://{host}:{port}")
     assert status == 400 and "HTTP request to an HTTPS server" in body, (status, body)
     # The login cached in a browser opens nothing for another site's page.
-    assert ask("/graphql", hello, login, Origin=public)[0] == 200
+    assert ask("/graphql", hello, login, Origin=public)[0] == 200, ask("/graphql", hello, login, Origin=public)
     assert ask("/graphql", hello, login, Origin="https://evil.example")[0] == 403
 
     remote_reports = start_remote_agent(stack, f"{public}/graphql")
@@ -535,7 +553,8 @@ def team_access(stack: Stack) -> str:
         del stack.env[setting]
     stack.env["COMPOSE_FILE"] = loopback_files
     stack.make("up", "PUBLIC=0")
-    assert published_ports(stack) == {"proxy": sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])}
+    loopback = sorted([f"127.0.0.1:{stack.ui_port}", f"{stack.env.get('APOLLO_BIND', '127.0.0.1')}:{stack.apollo_port}"])
+    assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
     assert stack.state()["flow_run"][run_id]["state"] == "Success"  # the API on its loopback port again
     return f"only {public} published; 401 without a login, UI login and API_TOKEN let in; remote agent's run Success"
 
@@ -594,6 +613,7 @@ def clean(stack: Stack) -> str:
 
 HOPS = [
     ("a blanked secret is refused by name", missing_secret),
+    ("make up with a crash-looping hasura stops, naming it", crash_loop),
     ("make up OFFLINE=1 prints the UI's address", make_up),
     ("make ps: every long-running service healthy", all_healthy),
     ("only the proxy is published: foreign Origin, Host, forms refused", front_door),
