@@ -33,10 +33,12 @@ stop() {  # container, what is wrong with it
 }
 
 # Stops on a broken service: restarted too often, unhealthy, or (`strict`: compose has
-# given up or finished) restarted at all or not running.
+# given up) restarted at all or stopped; the most restarted first. Containers compose only
+# created (their dependency never became healthy) are not to blame.
 check() {  # strict
-  containers "$@" > "$listing"
+  containers "$@" | sort -k3,3nr > "$listing"
   while read -r id service count status health; do
+    [ "$status" != created ] || continue
     if [ "$count" -ge "$restarts_allowed" ] || { [ "$strict" = 1 ] && [ "$count" -gt 0 ]; }; then
       stop "$id" "$service restarted $count times ($status)"
     elif [ "$health" = unhealthy ]; then

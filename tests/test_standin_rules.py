@@ -1,11 +1,19 @@
 """The API stand-in follows Prefect Server 0.15.9 where a difference could hide a real failure
 or invent a false one (PrefectHQ/server 0f74a9a: graphql/schema/*.graphql for the types,
-api/runs.py, api/flows.py and graphql/flows.py for the behaviour)."""
-import pendulum
-from prefect.engine.state import Running
+api/runs.py, api/flows.py, api/states.py, graphql/flows.py, graphql/states.py and
+graphql/artifacts.py for the behaviour)."""
+from unittest import mock
 
+import pendulum
+from prefect.agent.docker import DockerAgent
+from prefect.engine.state import Running, Submitted
+from prefect.utilities.configuration import set_temporary_config
+
+from agent.start import build_agent
+from flows.users_report.settings import load_stack_settings
+from tests.support.agent_probe import FakeDockerClient
+from tests.support.agent_runs import client, only_flow, register, states_of
 from tests.support.ui_operations import FLOW_PAGE_QUERY
-from tests.support.agent_runs import only_flow, register, states_of
 
 # (type, field): the type the real server declares.
 REAL_TYPES = {
@@ -126,3 +134,92 @@ def test_towel_leaves_live_runs_alone_and_lazarus_gives_up_after_three_attempts(
     assert run["state"] == "Failed" and run["state_message"] == (
         "A Lazarus process attempted to reschedule this run 3 times without success. Marking as failed.")
     assert states_of(standin, run["id"]).count("Scheduled") == 3
+
+
+SET_STATES = ("mutation($input: set_{0}_states_input!) {{ set_{0}_states(input: $input) "
+              "{{ states {{ status }} }} }}")
+
+
+def set_state(standin, table, run_id, state):
+    return standin.execute(SET_STATES.format(table), {"input": {"states": [
+        {f"{table}_id": run_id, "state": state.serialize()}]}})
+
+
+def test_a_run_is_submitted_once_in_30_seconds(standin, stack_env):
+    """api/states.py submitted_state_lock: what keeps two agents from deploying one run."""
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+
+    assert "errors" not in set_state(standin, "flow_run", run["id"], Submitted())
+    again = set_state(standin, "flow_run", run["id"], Submitted())
+    assert again["errors"][0]["message"] == "State update failed: this run has already been submitted."
+    assert states_of(standin, run["id"]) == ["Submitted"]
+
+
+def test_two_agents_sharing_a_label_deploy_a_run_once(standin, stack_env, monkeypatch):
+    """Both see the run Scheduled; the second one's Submitted is refused by the lock, and
+    Prefect's agent then leaves the run alone (agent/agent.py _deploy_flow_run)."""
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+    for name, value in stack_env.items():
+        monkeypatch.setenv(name, value)
+    dockers = [FakeDockerClient(), FakeDockerClient()]
+    with client(standin), set_temporary_config({"backend": "server"}), \
+            mock.patch.object(DockerAgent, "stream_flow_logs"):
+        agents = []
+        for docker in dockers:
+            with mock.patch.object(DockerAgent, "_get_docker_client", lambda agent, docker=docker: docker):
+                agents.append(build_agent(load_stack_settings()))
+        claimed = [agent._get_flow_run_metadata([run["id"]]) for agent in agents]
+        for agent, (flow_run,) in zip(agents, claimed):
+            agent._deploy_flow_run(flow_run)
+
+    created = [name for docker in dockers for name, _, _ in docker.calls if name == "create_container"]
+    assert created == ["create_container"]
+    assert standin.tables["flow_run"][run["id"]]["state"] == "Submitted"
+
+
+def test_a_task_run_runs_only_while_its_flow_run_runs(standin, stack_env):
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+    task_run = next(t for t in standin.tables["task_run"].values() if t["flow_run_id"] == run["id"])
+
+    answer = set_state(standin, "task_run", task_run["id"], Running())
+    assert answer["errors"][0]["message"] == (
+        f"State update failed for task run ID {task_run['id']}: provided a running state but "
+        f"associated flow run {run['id']} is not in a running state.")
+    set_state(standin, "flow_run", run["id"], Running())
+    assert "errors" not in set_state(standin, "task_run", task_run["id"], Running())
+
+
+def test_the_queue_looks_at_the_75_oldest_runs_before_their_labels(standin, stack_env):
+    """api/runs.py get_runs_in_queue: 3 x 25 runs are fetched oldest first, then filtered
+    by label: a backlog of another label's runs hides this agent's newer ones."""
+    register(stack_env)
+    flow_id, past = only_flow(standin)["id"], pendulum.now("UTC").subtract(hours=2)
+    for minute in range(75):
+        standin.create_flow_run(flow_id=flow_id, labels=["site-b"],
+                                scheduled_start_time=past.add(minutes=minute).isoformat())
+    ours = standin.create_flow_run(flow_id=flow_id, scheduled_start_time=past.add(minutes=80).isoformat())
+
+    assert ours["id"] not in agent_queue(standin, ["users-report"])
+    assert len(agent_queue(standin, ["site-b"])) == 25
+
+
+def test_an_artifact_needs_its_task_run_and_at_most_1_mb(standin, stack_env):
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+    task_run = next(t for t in standin.tables["task_run"].values() if t["flow_run_id"] == run["id"])
+    create = ("mutation($input: create_task_run_artifact_input!) "
+              "{ create_task_run_artifact(input: $input) { id } }")
+
+    def artifact(task_run_id, text):
+        return standin.execute(create, {"input": {"task_run_id": task_run_id, "kind": "markdown",
+                                                  "data": {"markdown": text}}})
+
+    assert "errors" not in artifact(task_run["id"], "# fine")
+    unknown = "00000000-0000-0000-0000-000000000000"
+    assert artifact(unknown, "# x")["errors"][0]["message"] == f"Task run {unknown} not found"
+    assert artifact(task_run["id"], "x" * 1_000_000)["errors"][0]["message"] == \
+        "Artifact data payload exceedes 1Mb limit."
+    assert len(standin.tables["task_run_artifact"]) == 1

@@ -9,7 +9,7 @@ from graphql import GraphQLError, graphql_sync, parse
 
 from tests.prefect_api_standin.flows import Flows
 from tests.prefect_api_standin.hooks import Hooks
-from tests.prefect_api_standin.runs import Runs
+from tests.prefect_api_standin.runs import SUBMITTED_LOCK_SECONDS, Runs
 from tests.prefect_api_standin.schema import build_standin_schema
 from tests.prefect_api_standin.tables import Tables
 from tests.prefect_api_standin.towel import Towel
@@ -22,6 +22,9 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         schema = build_standin_schema()
         super().__init__(schema)
         self.operations = []  # (operation type, root field names, variables)
+        # In memory, as the server's own lock is (api/states.py): run id -> locked until.
+        self.submitted_locks = {}
+        self.submitted_lock_seconds = SUBMITTED_LOCK_SECONDS
         self.lock = threading.RLock()
         self._server = None
         fields = [*schema.query_type.fields, *schema.mutation_type.fields]

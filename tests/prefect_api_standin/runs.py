@@ -1,5 +1,8 @@
 """What the stand-in does with flow runs and task runs, as PrefectHQ/server 0f74a9a's
 api/runs.py and api/states.py do: creating them, the agents' queue, states, heartbeats, logs."""
+import json
+import sys
+import time
 import uuid
 
 import pendulum
@@ -9,6 +12,10 @@ from prefect.engine.state import Queued, Scheduled, State
 from tests.prefect_api_standin.tables import now
 
 QUEUED_RUNS_RETURNED_LIMIT = 25  # prefect_server's config.toml
+# api/states.py submitted_state_lock: a run can be Submitted once in this many seconds.
+SUBMITTED_LOCK_SECONDS = 30
+# graphql/states.py and graphql/artifacts.py: 1 MB at most per state and per artifact.
+PAYLOAD_LIMIT = 1_000_000
 SCHEDULED_STATES = sorted(state.__name__ for state in State.children()
                           if issubclass(state, (Scheduled, Queued)))
 # The states that set a run's end time (the server's state triggers name them exactly).
@@ -34,6 +41,11 @@ class Runs:
         return self._heartbeat("task_run", input["task_run_id"])
 
     def resolve_create_task_run_artifact(self, info, input):
+        """As graphql/artifacts.py and api/artifacts.py: at most 1 MB, of a task run that exists."""
+        if sys.getsizeof(json.dumps(input.get("data"))) > PAYLOAD_LIMIT:
+            raise GraphQLError("Artifact data payload exceedes 1Mb limit.")
+        if input["task_run_id"] not in self.tables["task_run"]:
+            raise GraphQLError(f"Task run {input['task_run_id']} not found")
         return {"id": self.insert("task_run_artifact", **input)["id"]}
 
     def create_flow_run(self, flow_id=None, version_group_id=None, parameters=None,
@@ -128,25 +140,43 @@ class Runs:
         """As api/runs.py get_runs_in_queue: runs in a scheduled state due before `before`,
         and Running runs with a task run in a scheduled state due (a retry, e.g. one the
         zombie killer set after the run's container died), oldest first, at most 25
-        (queued_runs_returned_limit); a run goes to an agent only if the agent has all its
-        labels, and a run without labels never to an agent with labels."""
+        (queued_runs_returned_limit), picked from the 75 oldest before labels are looked at
+        (api/runs.py 486-489: one label's backlog can hide another's runs); a run goes to an
+        agent only if the agent has all its labels, and a run without labels never to an
+        agent with labels."""
         self._tenant(input["tenant_id"])
         scheduled, due = {"_in": SCHEDULED_STATES}, {"_lte": input.get("before") or now()}
         queued = self.select("flow_run", {"_or": [
             {"state": scheduled, "state_start_time": due},
             {"state": {"_eq": "Running"}, "task_runs": {"state": scheduled, "state_start_time": due}}]},
-            order_by={"state_start_time": "asc"})
+            order_by={"state_start_time": "asc"}, limit=QUEUED_RUNS_RETURNED_LIMIT * 3)
         agent_labels = set(input.get("labels") or [])
         claimable = [run["id"] for run in queued if set(run["labels"]) <= agent_labels
                      and (run["labels"] or not agent_labels)]
         return {"flow_run_ids": claimable[:QUEUED_RUNS_RETURNED_LIMIT]}
 
     def _set_states(self, table, updates):
+        """As graphql/states.py and api/states.py: a state of at most 1 MB; a flow run
+        Submitted once in 30 s (the lock that keeps two agents from deploying one run); a
+        task run Running only while its flow run is."""
         results = []
         for update in updates:
             run = self.tables[table].get(update[f"{table}_id"])
             if run is None:
                 raise GraphQLError(f"stand-in: no {table} {update[f'{table}_id']}")
+            if sys.getsizeof(json.dumps(update["state"])) > PAYLOAD_LIMIT:
+                raise GraphQLError("State payload is too large.")
+            if table == "flow_run" and update["state"]["type"] == "Submitted":
+                locked_until = self.submitted_locks.get(run["id"], 0)
+                if time.monotonic() < locked_until:
+                    raise GraphQLError("State update failed: this run has already been submitted.")
+                self.submitted_locks[run["id"]] = time.monotonic() + self.submitted_lock_seconds
+            if table == "task_run" and update["state"]["type"] == "Running":
+                flow_run = self.tables["flow_run"][run["flow_run_id"]]
+                if flow_run["state"] != "Running":
+                    raise GraphQLError(
+                        f"State update failed for task run ID {run['id']}: provided a running state "
+                        f"but associated flow run {flow_run['id']} is not in a running state.")
             # No check of update["version"]: the real server ignores it (PrefectHQ/server
             # 0f74a9a, api/states.py), and a stricter check fails runs it would pass.
             state = update["state"]
