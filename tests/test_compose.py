@@ -216,3 +216,19 @@ def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(comp
     assert agent["environment"]["PREFECT_NETWORK"] == "office-agent"
     assert config["networks"]["agent"]["name"] == "office-agent" and not agent["ports"]
     assert set(PIPELINE_VARIABLES) | {"REGISTRY_URL", "AGENT_LABEL"} <= set(agent["environment"])
+
+
+def test_e2e_on_real_images_pulls_every_image_the_stack_runs(config):
+    """`make e2e` picks the real images only where all of these can be pulled (E2E_IMAGES)."""
+    from tests.programs.e2e_base import upstream_images
+
+    ran = {service["image"] for service in config["services"].values()} - {"users-report:latest"}
+    assert upstream_images() == sorted(ran | {config["services"]["agent"]["build"]["args"]["BASE_IMAGE"]})
+
+
+def test_the_hosted_ci_workflow_runs_ci_on_the_real_images():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    run = job["steps"][-1]
+    assert job["steps"][0]["uses"].startswith("actions/checkout@")
+    assert run["env"] == {"E2E_IMAGES": "upstream"} and run["run"].endswith("bash .ci/run")

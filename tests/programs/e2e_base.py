@@ -1,5 +1,5 @@
-"""The local base image `make e2e` builds the project image on, since no image can be
-pulled here: a Debian bullseye rootfs (Python 3.9, as the official python:3.9-slim) from
+"""Which images `make e2e` runs, and the local ones it makes where the real ones cannot be
+pulled. The local base image the project image is built on: a Debian bullseye rootfs (Python 3.9, as the official python:3.9-slim) from
 debootstrap, the requirements installed into a venv in it from wheels downloaded on the
 host (containers cannot reach a package index here), then `docker import`. Made once and
 cached by the requirements' hash. Making it needs root (debootstrap, chroot).
@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from tests.support import ROOT
 
@@ -124,3 +126,34 @@ def proxy_image() -> str:
         import_image(rootfs, tag, "ENV XDG_CONFIG_HOME=/config", "ENV XDG_DATA_HOME=/data",
                      'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]')
     return tag
+
+
+def upstream_images() -> list:
+    """What the stack pulls: every image docker-compose.yml names (its defaults), and the
+    project image's base, the Dockerfile's."""
+    import re
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    named = {re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", service["image"])
+             for service in compose["services"].values() if "image" in service}
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
+    return sorted({image for image in named if not image.startswith("users-report")} | {base})
+
+
+def choose_images() -> str:
+    """`upstream` (the stack's real images) where every one of them can be pulled, else
+    `local` (the placeholders and local images of docker-compose.placeholders.yml);
+    E2E_IMAGES chooses instead."""
+    wanted = os.environ.get("E2E_IMAGES", "")
+    if wanted not in ("", "upstream", "local"):
+        raise SystemExit(f"e2e: E2E_IMAGES={wanted!r} is not allowed: use upstream or local (or leave it empty)")
+    if wanted == "local":
+        return "local (E2E_IMAGES=local)"
+    for image in upstream_images():
+        pulled = run("docker", "pull", "-q", image, check=False, capture_output=True, text=True, timeout=900)
+        if pulled.returncode != 0:
+            if wanted == "upstream":
+                raise SystemExit(f"e2e: E2E_IMAGES=upstream, but {image} cannot be pulled: "
+                                 f"{pulled.stderr.strip()[-300:]}")
+            return f"local ({image} cannot be pulled)"
+    return "upstream"

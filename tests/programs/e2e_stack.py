@@ -1,6 +1,5 @@
 """The compose project `make e2e` makes with the Makefile, in its own copy of the checkout,
-and what it asks of it: make, compose, the stand-in's tables, runs and their reports."""
-import json
+and what it asks of it: make, compose, flows, runs and logs through the API, reports."""
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from tests.support.compose_versions import compose_v1, docker_config_with_v2
 from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
+RUN_FIELDS = "id flow_id state state_message parameters auto_scheduled scheduled_start_time"
 
 
 def output(*args, **kwargs) -> str:
@@ -35,7 +35,9 @@ def fresh_copy(destination: Path) -> Path:
 class Stack:
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
-    def __init__(self, version: str, base: str, postgres: str, proxy: str, work: Path):
+    def __init__(self, version: str, local_images: dict, work: Path):
+        """`local_images`: BASE_IMAGE, E2E_POSTGRES_IMAGE and PROXY_IMAGE for the
+        placeholders of docker-compose.placeholders.yml; empty: the real images."""
         self.version, self.name = version, f"users-report-e2e-{version}"
         self.dir = fresh_copy(work / "checkout")
         self.reports = self.dir / "reports"
@@ -51,16 +53,19 @@ class Stack:
             "DOCKER_CONFIG": str(docker_config_with_v2(work / "docker") if version == "v2"
                                  else work / "docker"),
             "COMPOSE_PROJECT_NAME": self.name,
-            "COMPOSE_FILE": "docker-compose.yml:docker-compose.override.yml:tests/programs/docker-compose.placeholders.yml",
+            "COMPOSE_FILE": "docker-compose.yml:docker-compose.override.yml"
+                            + (":tests/programs/docker-compose.placeholders.yml" if local_images else ""),
             "PREFECT_NETWORK": self.name, "PROJECT_IMAGE": f"{self.name}:latest",
-            "FLOW_IMAGE": self.flow_image, "BASE_IMAGE": base, "E2E_POSTGRES_IMAGE": postgres,
-            "PROXY_IMAGE": proxy,
+            "FLOW_IMAGE": self.flow_image, **local_images,
             "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
             "SCHEDULE_CRON": "* * * * *", "SCHEDULE_N_USERS": "5",
             "HTTP_RETRIES": "1", "HTTP_RETRY_DELAY": "1",
             # Small pages: a run of a few thousand users has enough for two Dask workers.
             "PAGE_SIZE": "500", "AGENT_PROJECT": self.agent_project,
         }
+        # The stand-in in apollo's place (local images) answers towel's passes on request.
+        self.standin = bool(local_images)
+        self.base_image = local_images.get("BASE_IMAGE", "python:3.9-slim")
         (work / "docker").mkdir(exist_ok=True)
         if "DOCKER_HOST" in os.environ:
             self.env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
@@ -119,13 +124,38 @@ class Stack:
             time.sleep(1)
         raise AssertionError(f"{service} is not healthy after {seconds:g} s ({statuses})")
 
-    def state(self) -> dict:
-        with urllib.request.urlopen(f"{self.api}/standin/state", timeout=10) as response:
-            return json.load(response)["tables"]
+    def graphql(self, query: str, variables=None) -> dict:
+        """The data of one answer of the API: Prefect Server's own GraphQL, which the
+        stand-in answers too, so that every hop reads the real server the same way."""
+        answer = post(self.api, query, variables or {})
+        assert "errors" not in answer, answer
+        return answer["data"]
+
+    def flows(self) -> list:
+        return self.graphql("query { flow(order_by: {version: asc}) { id version archived flow_group_id "
+                            "version_group_id storage run_config } }")["flow"]
 
     def active_flow(self) -> dict:
-        (flow,) = [flow for flow in self.state()["flow"].values() if not flow["archived"]]
+        (flow,) = [flow for flow in self.flows() if not flow["archived"]]
         return flow
+
+    def runs(self, where: dict) -> dict:
+        """The flow runs `where` selects, by id, oldest scheduled first."""
+        found = self.graphql("query($where: flow_run_bool_exp) { flow_run(where: $where, order_by: "
+                             "{scheduled_start_time: asc}) { " + RUN_FIELDS + " } }", {"where": where})
+        return {run["id"]: run for run in found["flow_run"]}
+
+    def run(self, run_id: str) -> dict:
+        return self.runs({"id": {"_eq": run_id}})[run_id]
+
+    def task_runs(self, run_id: str) -> list:
+        return self.graphql("query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { map_index state "
+                            "state_message task { slug } } } }", {"id": run_id})["flow_run_by_pk"]["task_runs"]
+
+    def logs(self, run_id: str) -> list:
+        return [log["message"] for log in self.graphql(
+            "query($id: uuid!) { flow_run_by_pk(id: $id) { logs(order_by: {timestamp: asc}) { message } } }",
+            {"id": run_id})["flow_run_by_pk"]["logs"]]
 
     def create_run(self, inputs=None, labels=None) -> str:
         """A run started as a person starts it in the UI: on the flow's Run page with
@@ -143,7 +173,7 @@ class Stack:
     def wait_for_runs(self, run_ids, seconds: float = 180) -> dict:
         deadline = time.monotonic() + seconds
         while True:
-            runs = {run_id: self.state()["flow_run"][run_id] for run_id in run_ids}
+            runs = self.runs({"id": {"_in": list(run_ids)}})
             if all(run["state"] in FINISHED for run in runs.values()) or time.monotonic() > deadline:
                 return runs
             time.sleep(1)
@@ -151,14 +181,11 @@ class Stack:
     def explain(self, run_id: str) -> str:
         """A run's state, its task runs' states and messages, its logs and the agent's lines
         about it: what a failing hop prints."""
-        tables = self.state()
-        flow_run = tables["flow_run"][run_id]
-        tasks = {task["id"]: task["slug"] for task in tables["task"].values()}
+        flow_run = self.run(run_id)
         lines = [f"run {run_id}: {flow_run['state']}: {flow_run['state_message']}"]
-        lines += [f"  task {tasks.get(t['task_id'])}[{t['map_index']}]: {t['state']}: {t['state_message']}"
-                  for t in tables["task_run"].values() if t["flow_run_id"] == run_id]
-        lines += [f"  log {log['message'].strip()[:200]}" for log in tables["log"].values()
-                  if log["flow_run_id"] == run_id][-15:]
+        lines += [f"  task {t['task']['slug']}[{t['map_index']}]: {t['state']}: {t['state_message']}"
+                  for t in self.task_runs(run_id)]
+        lines += [f"  log {message.strip()[:200]}" for message in self.logs(run_id)][-15:]
         agent_log = self.compose("logs", "--no-color", "agent", capture_output=True, text=True).stdout
         lines += [f"  agent {line}" for line in agent_log.splitlines() if run_id in line][-10:]
         return "\n".join(lines)
