@@ -223,3 +223,17 @@ def test_an_artifact_needs_its_task_run_and_at_most_1_mb(standin, stack_env):
     assert artifact(task_run["id"], "x" * 1_000_000)["errors"][0]["message"] == \
         "Artifact data payload exceedes 1Mb limit."
     assert len(standin.tables["task_run_artifact"]) == 1
+
+
+def test_a_log_sent_without_a_timestamp_is_stamped_and_ordered(standin, stack_env):
+    """The agent writes its own lines without one (api/logs.py stamps them now)."""
+    register(stack_env)
+    run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
+    write = "mutation($input: write_run_logs_input!) { write_run_logs(input: $input) { success } }"
+    standin.execute(write, {"input": {"logs": [
+        {"flow_run_id": run["id"], "message": "sent first", "timestamp": "2026-01-01T00:00:00+00:00"},
+        {"flow_run_id": run["id"], "message": "the agent's line"}]}})
+    answer = standin.execute('query($id: uuid!) { flow_run_by_pk(id: $id) { logs(order_by: {timestamp: asc}) '
+                             '{ message } } }', {"id": run["id"]})
+
+    assert [log["message"] for log in answer["data"]["flow_run_by_pk"]["logs"]] == ["sent first", "the agent's line"]

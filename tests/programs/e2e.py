@@ -82,7 +82,7 @@ def crash_loop(stack: Stack) -> str:
     assert not stack.containers("graphql") or "running" not in output(
         "docker", "inspect", "-f", "{{.State.Status}}", stack.container("graphql"))
     stack.compose("rm", "--stop", "--force", "hasura", capture_output=True)
-    return f"{line[0]} ({took:.0f} s, the images built meanwhile)"
+    return f"stopped after {took:.0f} s (images built included): {line[0].split('; ')[0]}"
 
 
 def make_up(stack: Stack) -> str:
