@@ -231,13 +231,14 @@ class Stack:
 
     def tear_down(self) -> None:
         """Everything it made. The agents stop first, so that they start no flow container
-        while the rest goes; the flow containers they started carry their projects' labels
-        (DockerAgent copies its own) and keep the networks busy until they are removed."""
+        while the rest goes; the flow containers they started carry no compose label, only
+        Prefect's, and keep their project's network busy until they are removed (a hop that
+        failed with runs going left them, and the next `make e2e` refused that project)."""
         quiet = {"check": False, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.compose("stop", "--timeout", "5", "agent", **quiet)
         self.compose("stop", "--timeout", "5", "agent", agent=True, **quiet)
-        for project in (self.name, self.agent_project):
-            flow_runs = output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
+        for network in (self.name, self.agent_project):  # each project's network has its name
+            flow_runs = output("docker", "ps", "-aq", "--filter", f"network={network}",
                                "--filter", "label=io.prefect.flow-run-id").split()
             if flow_runs:
                 run("docker", "rm", "--force", *flow_runs, **quiet)
