@@ -15,12 +15,10 @@ up=$!
 deadline=$(($(date +%s) + seconds_allowed))
 
 # Prints "id service restarts status health" for each long-running container of the
-# stack; health "none" where it has no healthcheck (then .State has no Health to name).
+# stack; health "none" where it has no healthcheck (.State then has no Health key).
 containers() {
   for id in $("$@" ps -a -q 2>/dev/null); do
-    line=$(docker inspect -f '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.RestartCount}} {{.State.Status}} {{json .State}}' "$id" 2>/dev/null) || continue
-    health=$(printf '%s' "$line" | sed -n 's/.*"Health":{"Status":"\([a-z]*\)".*/\1/p')
-    printf '%s %s\n' "${line%% \{*}" "${health:-none}"
+    docker inspect -f '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.RestartCount}} {{.State.Status}} {{with index .State "Health"}}{{.Status}}{{else}}none{{end}}' "$id" 2>/dev/null
   done | grep -v ' register '
 }
 
@@ -49,13 +47,18 @@ check() {  # strict
   done < "$listing"
 }
 
+# The services of the last check that are not healthy yet, on one line; fails if none.
+waiting() {
+  awk '$5 != "healthy" && $5 != "none" {print $2}' "$listing" | sort -u | tr '\n' ' ' | grep .
+}
+
 listing=$(mktemp)
 trap 'rm -f "$listing"' EXIT
 late() {
   [ "$(date +%s)" -ge "$deadline" ] || return 1
   kill "$up" 2>/dev/null
-  waiting=$(awk '$5 != "healthy" && $5 != "none" {print $2}' "$listing" | sort -u | tr '\n' ' ')
-  echo "make up: not healthy after ${seconds_allowed} s: ${waiting}(START_SECONDS allows longer; see make ps, make logs)" >&2
+  echo "make up: not healthy after ${seconds_allowed} s: $(waiting || echo 'none created yet')" \
+    "(START_SECONDS allows longer; see make ps, make logs)" >&2
 }
 
 while kill -0 "$up" 2>/dev/null; do
@@ -70,7 +73,7 @@ fi
 # Up, but not all healthy yet (services without dependants are not waited for).
 while :; do
   strict=0; check "$@"
-  awk '$5 != "healthy" && $5 != "none" {found = 1} END {exit !found}' "$listing" || exit 0
+  waiting > /dev/null || exit 0
   ! late || exit 1
   sleep 2
 done
