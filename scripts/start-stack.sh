@@ -15,10 +15,12 @@ up=$!
 deadline=$(($(date +%s) + seconds_allowed))
 
 # Prints "id service restarts status health" for each long-running container of the
-# stack; health "none" where it has no healthcheck (.State then has no Health key).
+# stack; health "none" where it has no healthcheck (.State then has no Health key). One
+# compose is replacing may be gone by the time it is inspected: it is left out.
 containers() {
   for id in $("$@" ps -a -q 2>/dev/null); do
-    docker inspect -f '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.RestartCount}} {{.State.Status}} {{with index .State "Health"}}{{.Status}}{{else}}none{{end}}' "$id" 2>/dev/null
+    line=$(docker inspect -f '{{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{.RestartCount}} {{.State.Status}} {{with index .State "Health"}}{{.Status}}{{else}}none{{end}}' "$id" 2>/dev/null) \
+      && printf '%s\n' "$line"
   done | grep -v ' register '
 }
 
@@ -39,7 +41,7 @@ check() {  # strict
     [ "$status" != created ] || continue
     if [ "$count" -ge "$restarts_allowed" ] || { [ "$strict" = 1 ] && [ "$count" -gt 0 ]; }; then
       stop "$id" "$service restarted $count times ($status)"
-    elif [ "$health" = unhealthy ]; then
+    elif [ "$health" = unhealthy ] && [ "$status" = running ]; then  # not one being replaced
       stop "$id" "$service is unhealthy (restarted $count times)"
     elif [ "$strict" = 1 ] && [ "$status" != running ]; then
       stop "$id" "$service is $status (restarted $count times)"
