@@ -21,4 +21,5 @@ COPY flows/ flows/
 # The offline users API (`make up OFFLINE=1`): in the image, outside the flow's version.
 COPY demo/ demo/
 COPY agent/ agent/
-COPY register.py deployment.py ./
+COPY stack/ stack/
+COPY register.py ./

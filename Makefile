@@ -53,10 +53,13 @@ READY := $(VENV)/.installed
 # $(call setting,UI_PORT,8080)
 setting = $${$(1):-$$(sed -n 's/^$(1)=//p' .env | tail -n 1 | grep . || echo "$(2)")}
 
-# The reports folder, made before compose binds it, so that it belongs to APP_UID, not root.
+# The reports folder and the flows' secrets file (mode 600, empty at first), made before
+# compose binds them: Docker would make a root-owned folder of each.
 define reports_folder
 dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
-mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }
+mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }; \
+secrets=$(call setting,FLOW_SECRETS_FILE,); [ -z "$$secrets" ] || [ -e "$$secrets" ] || \
+  (umask 077; echo "# The flows' secrets: NAME=value lines (README: Add a flow)" > "$$secrets")
 endef
 
 .DEFAULT_GOAL := help
@@ -66,20 +69,22 @@ help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Written once, from .env.example, never overwritten: the empty secret gets 24 random bytes
-# in hex, the reports folder its absolute path (the agent binds it from the host), APP_UID
-# your uid (1000 when root: flow runs never run as root). umask 077: only you read it. The
-# secret reaches awk in its environment, which other users cannot read (`ps` shows argv).
+# in hex, the reports folder and the flows' secrets file their absolute paths (the agent
+# binds them from the host), APP_UID your uid (1000 when root: flow runs never run as
+# root). umask 077: only you read it. The secret reaches awk in its environment, which
+# other users cannot read (`ps` shows argv).
 .env:
 	@uid=$$(id -u); [ "$$uid" != 0 ] || uid=1000; \
-	umask 077; NEW_SECRET="$$($(SECRET))" awk -v dir="$(CURDIR)/reports" -v uid="$$uid" \
+	umask 077; NEW_SECRET="$$($(SECRET))" awk -v dir="$(CURDIR)" -v uid="$$uid" \
 	  '/^POSTGRES_PASSWORD=$$/ {$$0 = $$0 ENVIRON["NEW_SECRET"]} \
-	   /^HOST_REPORTS_DIR=$$/ {$$0 = $$0 dir} /^APP_UID=$$/ {$$0 = $$0 uid} {print}' \
+	   /^HOST_REPORTS_DIR=$$/ {$$0 = $$0 dir "/reports"} /^APP_UID=$$/ {$$0 = $$0 uid} \
+	   /^FLOW_SECRETS_FILE=$$/ {$$0 = $$0 dir "/flow-secrets.env"} {print}' \
 	  .env.example > $@
 	@echo "Wrote .env with fresh secrets (private to you, ignored by git)."
 
 # Everything but the one-shot register step, waited for until healthy (a crash loop stops
 # it, naming the service), then register in the foreground with its own exit code.
-up: .env ## start Prefect Server and the agent, register the flow (OFFLINE=1, DASK=1, PUBLIC=1: README)
+up: .env ## start Prefect Server and the agent, register the flows (OFFLINE=1, DASK=1, PUBLIC=1: README)
 ifneq ($(OFFLINE),)
 	@$(call record,offline,$(OFFLINE),$(OFFLINE_SETTINGS))
 endif
@@ -121,9 +126,9 @@ clean: ## stop the stack and delete its database volume
 	$(COMPOSE) down --volumes
 	@echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."
 
-register: ## rebuild the image and register the flow again (after changing the code)
+register: ## rebuild the image, register the changed flows (FLOW=<folder>: only that one)
 	$(COMPOSE) build
-	$(COMPOSE) run --rm register
+	$(COMPOSE) run --rm register python register.py $(if $(FLOW),--flow "$(FLOW)")
 
 # An agent alone, on a host other than the server's: its own compose project and network.
 AGENT_COMPOSE = $(COMPOSE) --project-directory . -f agent/docker-compose.yml \

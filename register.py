@@ -1,92 +1,117 @@
-"""Registers the "Users report" flow with Prefect Server, on its schedule.
+"""Registers every flow package under flows/ with Prefect Server, each on its schedule.
 
-    python register.py               build the flow image and register (needs the server, Docker)
-    python register.py --skip-build  register, reusing the flow image built before
+    python register.py               build the changed flows' images and register them
+    python register.py --flow NAME   only the package flows/NAME
+    python register.py --skip-build  register, reusing the flow images built before
     python register.py --dry-run     print what would be registered, as JSON (needs neither)
 
-The flow image is built by Prefect's Docker storage on top of the project image, with the
+Each flow image is built by Prefect's Docker storage on top of the project image, with the
 flow kept as the script the project image already holds, so the Python that registers it
-and the Python that runs it never have to match. Settings: flows/users_report/settings.py.
+and the Python that runs it never have to match. A flow whose code and deployment are
+those of its current version is skipped: no build, no new version (stack/catalog.py says
+what makes a version).
 """
 import argparse
-import hashlib
 import json
 import sys
-from pathlib import Path
 
+import docker
 import prefect
 from prefect.run_configs import DockerRun
 from prefect.storage import Docker
+from prefect.utilities.graphql import with_args
 
-from deployment import ensure_alert_hook, ensure_project
-from flows.users_report.schedules import build_schedule
-from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE, load_stack_settings
-
-ROOT = Path(__file__).resolve().parent
-
-
-def code_version(root: Path = ROOT) -> str:
-    """A hash of the flow's code and pins: the flow image's tag, and so its version. The
-    rest of the image (the offline users API, the agent's start-up) is not the flow's."""
-    digest = hashlib.sha256()
-    for path in sorted(root.glob("flows/**/*.py")) + [root / "requirements.txt"]:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
+from stack.catalog import FlowPackage, packages
+from stack.server import ensure_alert_hook, ensure_project
+from stack.settings import StackSettings, load_stack_settings
 
 
-def deployment(settings):
-    """The flow with its schedule, run config and storage attached."""
-    from flows.users_report.flows import flow
-
-    flow.schedule = build_schedule(settings)
-    flow.run_config = DockerRun(labels=[settings.agent_label])
+def deployment(package: FlowPackage, settings: StackSettings):
+    """The package's flow with its schedule, run config and storage attached."""
+    flow = package.load_flow()
+    declared = package.deployment(settings)
+    flow.schedule = package.load_schedule()
+    flow.run_config = DockerRun(labels=list(declared.labels))
     flow.storage = Docker(
         registry_url=settings.registry_url or None,
         base_image=settings.project_image,
         local_image=True,  # built by `make up` on this Docker host, never pulled
         image_name=settings.flow_image,
-        image_tag=code_version(),
+        image_tag=package.version(),
         stored_as_script=True,
-        path=FLOW_SCRIPT_IN_IMAGE,
+        path=package.script_in_image,
         # Flow runs do not run as root; Docker storage's own pip steps come before this.
         extra_dockerfile_commands=["USER app"],
         # Remove the build's intermediate containers, even when it fails; docker-py keeps
         # them by default and each registration would leave some behind.
         build_kwargs={"rm": True, "forcerm": True},
     )
-    return flow
+    # Storage must know the flow's script even when it is not built: a flow registered
+    # with `flows: {}` cannot be loaded by its runs.
+    flow.storage.add_flow(flow)
+    return flow, declared
+
+
+def current_version(client: prefect.Client, flow, project: str):
+    """The id and idempotency key of the flow's current version on the server, or Nones (the
+    server keeps the key in the flow group's settings: PrefectHQ/server 0f74a9a
+    api/flows.py 207-229)."""
+    where = {"name": {"_eq": flow.name}, "archived": {"_eq": False},
+             "project": {"name": {"_eq": project}}}
+    found = client.graphql({"query": {with_args("flow", {"where": where}): {
+        "id": True, "flow_group": {"settings"}}}}).data.flow
+    if not found:
+        return None, None
+    return found[0].id, (found[0].flow_group.settings or {}).get("idempotency_key")
+
+
+def image_exists(flow) -> bool:
+    try:
+        docker.from_env().images.get(flow.storage.name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def register(flow, declared, settings: StackSettings, build: bool) -> None:
+    client = prefect.Client()
+    ensure_project(client, declared.project)
+    key = flow.serialized_hash()  # the same code, schedule and run config: the same key
+    flow_id, current_key = current_version(client, flow, declared.project)
+    if current_key == key and (not build or image_exists(flow)):
+        print(f"{flow.name}: skipped (unchanged since its current version)")
+    else:
+        if build:
+            flow.storage.build()  # pushes too, when REGISTRY_URL is set
+        flow_id = flow.register(project_name=declared.project, build=False, idempotency_key=key)
+    url = settings.notify_webhook_url if declared.alerts else ""
+    ensure_alert_hook(client, flow_id, url, settings.notify_on)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flow", default="", help="only this package of flows/ (its folder name)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the registration as JSON; build and send nothing")
+                        help="print the registrations as JSON; build and send nothing")
     parser.add_argument("--skip-build", action="store_true",
-                        help="register without building the flow image")
+                        help="register without building the flow images")
     args = parser.parse_args(argv)
     try:
         settings = load_stack_settings()
-        flow = deployment(settings)
-    except ValueError as exc:
+        deployments = [deployment(package, settings) for package in packages(only=args.flow)]
+    except ValueError as exc:  # a bad setting, schedule or package: CatalogError, SettingsError
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # Storage must know the flow's script even when it is not built: a flow registered
-    # with `flows: {}` cannot be loaded by its runs.
-    flow.storage.add_flow(flow)
     if args.dry_run:
-        print(json.dumps({
-            "project": settings.project,
+        print(json.dumps({"flows": [{
+            "name": flow.name,
+            "project": declared.project,
             "serialized_flow": flow.serialize(build=False),
-            "next_runs": [when.isoformat() for when in flow.schedule.next(5)],
-        }))
+            "next_runs": [when.isoformat() for when in flow.schedule.next(5)] if flow.schedule else [],
+        } for flow, declared in deployments]}))
         return 0
-    ensure_project(prefect.Client(), settings.project)
-    if not args.skip_build:
-        flow.storage.build()  # pushes too, when REGISTRY_URL is set
-    # The same code, schedule and settings give the same key: no new version.
-    flow_id = flow.register(project_name=settings.project, build=False,
-                            idempotency_key=flow.serialized_hash())
-    ensure_alert_hook(prefect.Client(), flow_id, settings.notify_webhook_url, settings.notify_on)
+    for flow, declared in deployments:
+        register(flow, declared, settings, build=not args.skip_build)
     return 0
 
 

@@ -29,11 +29,11 @@ def register_changed(standin, env, change):
     version through Prefect's own Client, as anyone reaching the API could."""
     register(env)
     import register as registration
-    from flows.users_report.settings import load_stack_settings
+    from stack.catalog import FlowPackage
+    from stack.settings import load_stack_settings
 
     with mock.patch.dict(os.environ, env), client(standin):
-        flow = registration.deployment(load_stack_settings())
-        flow.storage.add_flow(flow)
+        flow, _ = registration.deployment(FlowPackage("users_report"), load_stack_settings())
         change(flow)
         prefect.Client().register(flow, project_name="Data office", build=False, no_url=True)
 

@@ -161,10 +161,12 @@ def test_env_example_has_no_secret_and_documents_every_setting():
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
     assert re.search(r"^UI_PASSWORD_HASH=$", example, re.M) and re.search(r"^API_TOKEN=$", example, re.M)
-    settings = (ROOT / "flows" / "users_report" / "settings.py").read_text()
+    settings = "".join((ROOT / name).read_text() for name in (
+        "stack/settings.py", "flows/users_report/settings.py", "flows/users_report/schedules.py"))
     compose = "".join((ROOT / name).read_text() for name in (
         "docker-compose.yml", "docker-compose.override.yml", "docker-compose.public.yml", "agent/docker-compose.yml"))
-    read = set(re.findall(r'_(?:text|number)\("([A-Z_]+)"', settings))
+    read = set(re.findall(r'\b(?:text|number|choice)\("([A-Z_]+)"', settings))
+    assert {"PREFECT_PROJECT", "HTTP_TIMEOUT", "SCHEDULE_CRON", "FLOW_MEMORY_LIMIT"} <= read
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
     readme = (ROOT / "README.md").read_text()
     for name in read | interpolated:

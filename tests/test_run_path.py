@@ -17,9 +17,11 @@ import pendulum
 import prefect
 import pytest
 
-from flows.users_report.settings import FLOW_SCRIPT_IN_IMAGE
+from stack.catalog import FlowPackage
+
+FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
 from tests.conftest import report_names
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, users_report_entry
 from tests.support.agent_runs import (
     adhoc_run, agent_polls, client, only_flow, register, run_container_here, run_module,
     start_container_here, states_of, task_runs,
@@ -29,7 +31,8 @@ from tests.support.webhook_receiver import WebhookReceiver
 
 def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env):
     register(stack_env)
-    register(stack_env)  # unchanged: no new version
+    again = register(stack_env)  # unchanged: no new version, not even sent
+    assert "Users report: skipped (unchanged since its current version)" in again.stdout
 
     assert len(standin.tables["tenant"]) == 1
     assert [project["name"] for project in standin.tables["project"].values()] == ["Data office"]
@@ -42,7 +45,7 @@ def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env
     assert flow["run_config"]["type"] == "DockerRun"
     assert flow["run_config"]["labels"] == ["users-report"]
     registrations = [op for op in standin.operations if op[1] == ["create_flow_from_compressed_string"]]
-    assert len(registrations) == 2
+    assert len(registrations) == 1
     assert {task["slug"] for task in standin.tables["task"].values()} == {
         "n_users", "plan_pages-1", "download_data-1", "parse_data-1", "save_report-1",
         "remove_staging-1", "remove_old_reports-1"}
@@ -55,7 +58,7 @@ def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env
 
 def test_registering_schedules_the_next_runs_with_the_schedules_users(standin, stack_env):
     register(stack_env)
-    dry_run = json.loads(run_module(["register.py", "--dry-run"], stack_env).stdout)
+    dry_run = users_report_entry(run_module(["register.py", "--dry-run"], stack_env).stdout)
 
     # set_schedule_active made the next 10 runs at once; the scheduler makes each only once.
     assert len(standin.tables["flow_run"]) == 10

@@ -14,8 +14,11 @@ import pytest
 import yaml
 
 from agent.start import CA_BUNDLE
-from flows.users_report.settings import FLOW_REPORTS_DIR, FLOW_SCRIPT_IN_IMAGE
-from tests.support import ROOT, run_module
+from stack.catalog import FlowPackage
+from stack.settings import FLOW_REPORTS_DIR
+
+FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
+from tests.support import ROOT, run_module, users_report_entry
 from tests.conftest import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
 
 
@@ -41,7 +44,7 @@ def service_env(config: dict, service: str) -> dict:
 def registered(config):
     result = dry_run(service_env(config, "register"))
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return users_report_entry(result.stdout)
 
 
 def test_agent_and_flow_runs_share_the_server_network_and_the_label(config, registered):
@@ -92,7 +95,7 @@ def test_schedule_and_registry_follow_the_settings(config):
            "REGISTRY_URL": "registry.office.example:5000", "AGENT_LABEL": "office"}
     result = dry_run(env)
     assert result.returncode == 0, result.stderr
-    registered = json.loads(result.stdout)
+    registered = users_report_entry(result.stdout)
     (clock,) = registered["serialized_flow"]["schedule"]["clocks"]
     assert clock["cron"] == "*/15 8-17 * * 1-5" and clock["start_date"]["tz"] == "Europe/Lisbon"
     assert clock["parameter_defaults"] == {"n_users": 250}
@@ -105,24 +108,22 @@ def test_schedule_and_registry_follow_the_settings(config):
 
 def test_registration_is_the_same_each_time(config, registered):
     again = dry_run(service_env(config, "register"))
-    assert json.loads(again.stdout)["serialized_flow"] == registered["serialized_flow"]
+    assert users_report_entry(again.stdout)["serialized_flow"] == registered["serialized_flow"]
 
 
 def test_the_flow_image_tag_follows_the_flows_code_not_the_demo_users_api(tmp_path):
-    from register import code_version
-
     for part in ("flows", "demo", "requirements.txt"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, tmp_path / part)
-    tag = code_version(tmp_path)
-    assert tag == code_version(ROOT)
+    tag = FlowPackage("users_report", tmp_path).version()
+    assert tag == FlowPackage("users_report").version()
 
     with open(tmp_path / "demo" / "users_api.py", "a") as fake:
         fake.write("\n# an edit to the fake users API\n")
-    assert code_version(tmp_path) == tag
+    assert FlowPackage("users_report", tmp_path).version() == tag
     with open(tmp_path / "flows" / "users_report" / "tasks.py", "a") as tasks:
         tasks.write("\n# an edit to the flow\n")
-    assert code_version(tmp_path) != tag
+    assert FlowPackage("users_report", tmp_path).version() != tag
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -142,12 +143,11 @@ def test_bad_deployment_settings_fail_with_one_line(config, name, value, message
 def test_flow_image_dockerfile_from_prefects_docker_storage(config, tmp_path, monkeypatch):
     """The Dockerfile Prefect's Docker storage builds the flow image from."""
     import register
-    from flows.users_report.settings import load_stack_settings
+    from stack.settings import load_stack_settings
 
     for name, value in service_env(config, "register").items():
         monkeypatch.setenv(name, value)
-    flow = register.deployment(load_stack_settings())
-    flow.storage.add_flow(flow)
+    flow, _ = register.deployment(FlowPackage("users_report"), load_stack_settings())
     dockerfile = Path(flow.storage.create_dockerfile_object(directory=str(tmp_path))).read_text()
     lines = [line.strip() for line in dockerfile.splitlines() if line.strip()]
     # FROM the image compose builds for the agent and the register step
@@ -202,7 +202,7 @@ def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_networ
                               "--env-file", str(NO_ENV_FILE), "config", env=settings)
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
-    registered = json.loads(dry_run({**service_env(config, "register"), **settings}).stdout)
+    registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)
 
     probe = deploy_through_agent(service_env(agent_config, "agent"), registered)
 
@@ -244,7 +244,7 @@ def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(co
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     assert f"{bundle}:{CA_BUNDLE}:ro" in agent_config["services"]["agent"]["volumes"]
-    registered = json.loads(dry_run({**service_env(config, "register"), **settings}).stdout)
+    registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)
 
     probe = deploy_through_agent(service_env(agent_config, "agent"), registered)
 

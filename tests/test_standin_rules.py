@@ -10,7 +10,7 @@ from prefect.engine.state import Running, Submitted
 from prefect.utilities.configuration import set_temporary_config
 
 from agent.start import build_agent
-from flows.users_report.settings import load_stack_settings
+from stack.settings import load_stack_settings
 from tests.support.agent_probe import FakeDockerClient
 from tests.support.agent_runs import client, only_flow, register, states_of
 from tests.support.ui_operations import FLOW_PAGE_QUERY

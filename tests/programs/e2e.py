@@ -109,6 +109,21 @@ def all_healthy(stack: Stack) -> str:
     return f"{len(LONG_RUNNING)} services healthy"
 
 
+def flow_packages(stack: Stack) -> str:
+    """`make up` deployed both packages of the copy (flows/memory_check added); a run of
+    the second within its memory limit succeeds, one over it is killed and says so."""
+    other = stack.active_flow("Memory check")
+    assert other["storage"]["image_tag"] != stack.active_flow()["storage"]["image_tag"]
+    fits = stack.create_run({"mebibytes": 10}, flow_name="Memory check")
+    too_big = stack.create_run({"mebibytes": 1000}, flow_name="Memory check")
+    ended = stack.wait_for_runs([fits, too_big])
+    assert ended[fits]["state"] == "Success", stack.explain(fits)
+    killed = ended[too_big]
+    assert (killed["state"], killed["state_message"][:68]) == (
+        "Failed", "Killed: the run's container went over its memory limit of 400m (MEMORY"), stack.explain(too_big)
+    return killed["state_message"]
+
+
 def smoke(stack: Stack, n_users: int = 37) -> str:
     result = stack.make("smoke", f"N_USERS={n_users}")
     assert "smoke passed: " in result.stdout and result.stdout.strip().endswith(f"has {n_users} rows")
@@ -546,7 +561,8 @@ def team_access(stack: Stack) -> str:
     assert ask("/graphql", hello, login, **{"Content-Type": "text/plain"})[0] == 403  # a form's post
 
     remote_reports = start_remote_agent(stack, f"{public}/graphql")
-    flow_id = json.loads(ask("/graphql", "query { flow(where: {archived: {_eq: false}}) { id } }",
+    flow_id = json.loads(ask("/graphql", 'query { flow(where: {archived: {_eq: false}, '
+                                         'name: {_eq: "Users report"}}) { id } }',
                              f"Bearer {token}")[1])["data"]["flow"][0]["id"]
     created = ask("/graphql", "mutation($input: create_flow_run_input!) { create_flow_run(input: $input) { id } }",
                   f"Bearer {token}", variables={"input": {"flow_id": flow_id, "parameters": {"n_users": 13},
@@ -631,6 +647,7 @@ HOPS = [
     ("make up with a crash-looping hasura stops, naming it", crash_loop),
     ("make up OFFLINE=1 prints the UI's address", make_up),
     ("make ps: every long-running service healthy", all_healthy),
+    ("two flow packages deployed; a run over its memory limit is killed, says why", flow_packages),
     ("only the proxy is published: foreign Origin, Host, forms refused", front_door),
     ("make smoke: first run claimed and checked", smoke),
     ("a run from the UI's Run page with n_users=37", lambda stack: stack.successful_runs(37)[0]),

@@ -14,6 +14,28 @@ from tests.support.compose_versions import compose_v1, docker_config_with_v2
 from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut"}
+# A second flow package, added to the stack's copy before `make up` deploys every package:
+# it holds `mebibytes` of memory for a moment, under a limit of its own.
+MEMORY_CHECK = {
+    "__init__.py": "",
+    "flows.py": '''"""Holds `mebibytes` of memory for a moment (make e2e: the memory limit)."""
+import time
+
+from prefect import Flow, Parameter, task
+
+
+@task
+def hold(mebibytes):
+    block = b"x" * (int(mebibytes) * 2 ** 20)  # written, so the memory is really taken
+    time.sleep(1)
+    return len(block)
+
+
+with Flow("Memory check") as flow:
+    hold(Parameter("mebibytes", default=10))
+''',
+    "deployment.py": 'MEMORY_LIMIT = "400m"\nALERTS = False\n',
+}
 RUN_FIELDS = "id flow_id state state_message parameters auto_scheduled scheduled_start_time"
 
 
@@ -40,6 +62,9 @@ class Stack:
         placeholders of docker-compose.placeholders.yml; empty: the real images."""
         self.version, self.name = version, f"users-report-e2e-{version}"
         self.dir = fresh_copy(work / "checkout")
+        for name, text in MEMORY_CHECK.items():
+            (self.dir / "flows" / "memory_check").mkdir(exist_ok=True)
+            (self.dir / "flows" / "memory_check" / name).write_text(text)
         self.reports = self.dir / "reports"
         self.app_uid = os.getuid() or 1000  # what `make up` writes into .env
         self.apollo_port, self.ui_port = free_port(), free_port()
@@ -131,12 +156,13 @@ class Stack:
         assert "errors" not in answer, answer
         return answer["data"]
 
-    def flows(self) -> list:
-        return self.graphql("query { flow(order_by: {version: asc}) { id version archived flow_group_id "
-                            "version_group_id storage run_config } }")["flow"]
+    def flows(self, name: str = "Users report") -> list:
+        return self.graphql("query($name: String) { flow(where: {name: {_eq: $name}}, order_by: "
+                            "{version: asc}) { id version archived flow_group_id version_group_id "
+                            "storage run_config } }", {"name": name})["flow"]
 
-    def active_flow(self) -> dict:
-        (flow,) = [flow for flow in self.flows() if not flow["archived"]]
+    def active_flow(self, name: str = "Users report") -> dict:
+        (flow,) = [flow for flow in self.flows(name) if not flow["archived"]]
         return flow
 
     def runs(self, where: dict) -> dict:
@@ -157,10 +183,10 @@ class Stack:
             "query($id: uuid!) { flow_run_by_pk(id: $id) { logs(order_by: {timestamp: asc}) { message } } }",
             {"id": run_id})["flow_run_by_pk"]["logs"]]
 
-    def create_run(self, inputs=None, labels=None) -> str:
+    def create_run(self, inputs=None, labels=None, flow_name="Users report") -> str:
         """A run started as a person starts it in the UI: on the flow's Run page with
         `inputs` (and `labels` instead of the flow's), or with Quick Run (no inputs)."""
-        flow = self.active_flow()
+        flow = self.active_flow(flow_name)
         if inputs is None:
             variables = {"id": flow["id"]}
         else:

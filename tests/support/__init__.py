@@ -17,8 +17,18 @@ def free_port() -> int:
 
 def run_module(args, env: dict, stdin=None, timeout=180) -> subprocess.CompletedProcess:
     """A program of this checkout, in a process with only the given environment (plus PATH
-    and this checkout on PYTHONPATH)."""
+    and this checkout on PYTHONPATH); of another checkout (a copy) if env's PYTHONPATH
+    names one: it runs there."""
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, input=stdin, capture_output=True, text=True,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}, timeout=timeout,
+        [sys.executable, *args], cwd=env["PYTHONPATH"], input=stdin, capture_output=True,
+        text=True, env=env, timeout=timeout,
     )
+
+
+def users_report_entry(dry_run_output: str) -> dict:
+    """The "Users report" flow's entry in `register.py --dry-run`'s output."""
+    import json
+
+    (entry,) = [flow for flow in json.loads(dry_run_output)["flows"] if flow["name"] == "Users report"]
+    return entry

@@ -12,7 +12,7 @@ from prefect.agent.docker import DockerAgent
 from prefect.utilities.graphql import GraphQLResult
 
 from agent.start import build_agent
-from flows.users_report.settings import load_stack_settings
+from stack.settings import load_stack_settings
 from tests.support import free_port
 
 
@@ -32,6 +32,7 @@ class FakeDockerClient:
                 "create_endpoint_config": {},
                 "create_container": {"Id": f"container-{len(self.calls)}"},
                 "pull": [],  # its progress lines
+                "events": [],  # none: no container here goes over its memory
             }.get(name, True)
 
         return call

@@ -8,8 +8,8 @@ import sys
 import prefect
 from prefect.utilities.configuration import set_temporary_config
 
-from flows.users_report.settings import FLOW_REPORTS_DIR
-from tests.support import ROOT, run_module as run_program
+from stack.settings import FLOW_REPORTS_DIR
+from tests.support import run_module as run_program
 
 
 def run_module(args, env, stdin=None):
@@ -48,7 +48,7 @@ def start_container_here(create, env, **prefect_config) -> subprocess.Popen:
     container_env = {**create["environment"], "REPORTS_DIR": host_dir,
                      "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"], **prefect_config}
     assert create["command"] == "prefect execute flow-run"
-    return subprocess.Popen([sys.executable, "-m", "tests.support.run_flow_in_place"], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "tests.support.run_flow_in_place"], cwd=env["PYTHONPATH"],
                             env=container_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 

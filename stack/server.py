@@ -1,5 +1,5 @@
 """What register.py and the agent's start-up share: reaching Prefect Server, and making sure
-it has what registration and agents need (a tenant; the flow's project)."""
+it has what registration and agents need (a tenant; each flow's project)."""
 import time
 
 import prefect
