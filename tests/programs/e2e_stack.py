@@ -57,10 +57,11 @@ def fresh_copy(destination: Path) -> Path:
 class Stack:
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
-    def __init__(self, version: str, local_images: dict, work: Path):
+    def __init__(self, version: str, local_images: dict, work: Path, name: str = "users-report-e2e"):
         """`local_images`: BASE_IMAGE, E2E_POSTGRES_IMAGE and PROXY_IMAGE for the
-        placeholders of docker-compose.placeholders.yml; empty: the real images."""
-        self.version, self.name = version, f"users-report-e2e-{version}"
+        placeholders of docker-compose.placeholders.yml; empty: the real images. `name`:
+        of the compose project (with the version), its network and images."""
+        self.version, self.name = version, f"{name}-{version}"
         self.dir = fresh_copy(work / "checkout")
         for name, text in MEMORY_CHECK.items():
             (self.dir / "flows" / "memory_check").mkdir(exist_ok=True)
