@@ -59,7 +59,7 @@ define reports_folder
 dir=$(call setting,HOST_REPORTS_DIR,); uid=$(call setting,APP_UID,1000); \
 mkdir -p "$$dir" && { [ "$$(id -u)" != 0 ] || chown "$$uid" "$$dir"; }; \
 secrets=$(call setting,FLOW_SECRETS_FILE,); [ -z "$$secrets" ] || [ -e "$$secrets" ] || \
-  (umask 077; echo "# The flows' secrets: NAME=value lines (README: Add a flow)" > "$$secrets")
+  (umask 077; echo "# The flows' secrets: NAME=value lines (docs/flows.md)" > "$$secrets")
 endef
 
 .DEFAULT_GOAL := help
@@ -105,11 +105,11 @@ endif
 	@ui=$(call setting,UI_PUBLIC_URL,); \
 	echo; echo "Prefect UI:  $${ui:-http://localhost:$(call setting,UI_PORT,8080)}  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT,Data office)\")"; \
 	echo "Reports:     $(call setting,HOST_REPORTS_DIR,)"; \
-	echo "Next:        make smoke (one checked run), or start runs from the UI (README: Ad-hoc runs)"
+	echo "Next:        make smoke (one checked run), or start runs from the UI (docs/pipeline.md)"
 
 # Flow containers are the agent's, not compose's: stop the agent so that it starts no more,
 # then remove those on the stack's network (one just created, or running: its run goes on
-# in a new container after `make up`, README: Alerts), then the stack.
+# in a new container after `make up`, docs/pipeline.md), then the stack.
 define stop_flow_runs
 $(COMPOSE) stop agent
 @ids=$$(docker ps -aq --filter label=io.prefect.flow-run-id \
@@ -136,7 +136,7 @@ AGENT_COMPOSE = $(COMPOSE) --project-directory . -f agent/docker-compose.yml \
 
 # With certs/ca.crt (the CA of the server's proxy: `make ca` there), the agent and its flow
 # runs trust it besides the public CAs: certs/ca-bundle.pem, from the image's own bundle.
-agent: .env ## start only an agent, for a server elsewhere (README: Scaling out)
+agent: .env ## start only an agent, for a server elsewhere (docs/scaling.md)
 	@$(reports_folder)
 	$(AGENT_COMPOSE) build
 	@bundle=; if [ -f certs/ca.crt ]; then bundle="$(CURDIR)/certs/ca-bundle.pem"; \
@@ -177,7 +177,7 @@ ca: ## write the CA of the proxy (make up PUBLIC=1) to certs/ca.crt, for browser
 	$(COMPOSE) exec -T proxy cat /data/caddy/pki/authorities/local/root.crt > certs/ca.crt.new && \
 	  mv certs/ca.crt.new certs/ca.crt || { rm -f certs/ca.crt.new; \
 	  echo "make ca: the proxy has no CA of its own: is the stack up with PUBLIC=1 and PUBLIC_TLS=internal?" >&2; exit 1; }; \
-	echo "Wrote certs/ca.crt: trust it in browsers, and copy it to agents' checkouts (README: Team access)"
+	echo "Wrote certs/ca.crt: trust it in browsers, and copy it to agents' checkouts (docs/scaling.md)"
 
 logs: ## follow the stack's logs
 	$(COMPOSE) logs --follow --tail=100

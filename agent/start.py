@@ -172,7 +172,7 @@ def build_agent(settings: StackSettings, catalog=None) -> DockerAgent:
         raise SystemExit(f"error: {exc}") from None
     env = {"REPORTS_DIR": FLOW_REPORTS_DIR}
     volumes = [f"{settings.host_reports_dir}:{FLOW_REPORTS_DIR}"]
-    if settings.host_ca_bundle:  # a server behind the proxy's own CA (README: Team access)
+    if settings.host_ca_bundle:  # a server behind the proxy's own CA (docs/scaling.md)
         os.environ["REQUESTS_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"] = CA_BUNDLE
         volumes.append(f"{settings.host_ca_bundle}:{CA_BUNDLE}:ro")
     return RegisteredOnlyDockerAgent(

@@ -60,7 +60,7 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
 
 
 def test_only_the_proxy_is_published_and_only_on_loopback(config, compose_version):
-    """The UI and the API are reached only through the proxy's checks (README: Security)."""
+    """The UI and the API are reached only through the proxy's checks (docs/security.md)."""
     published = {name: sorted(service["ports"]) for name, service in config["services"].items() if service["ports"]}
     assert published == {"proxy": ["127.0.0.1:4200:4200/tcp", "127.0.0.1:8080:8080/tcp"]}
     proxy = config["services"]["proxy"]
@@ -168,10 +168,10 @@ def test_env_example_has_no_secret_and_documents_every_setting():
     read = set(re.findall(r'\b(?:text|number|choice)\("([A-Z_]+)"', settings))
     assert {"PREFECT_PROJECT", "HTTP_TIMEOUT", "SCHEDULE_CRON", "FLOW_MEMORY_LIMIT"} <= read
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
-    readme = (ROOT / "README.md").read_text()
+    documented = (ROOT / "docs" / "settings.md").read_text()
     for name in read | interpolated:
         assert re.search(rf"^#? ?{name}=", example, re.M), f"{name} not in .env.example"
-        assert f"`{name}`" in readme, f"{name} not in the README"
+        assert f"`{name}`" in documented, f"{name} not in docs/settings.md"
 
 
 def test_compose_declares_the_pipeline_settings_once_and_the_agent_and_register_get_them(config):

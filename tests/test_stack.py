@@ -230,7 +230,7 @@ def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, mes
 
 def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(config, compose_version,
                                                                                standin, tmp_path):
-    """`make agent` against the server's proxy (README: Team access): API_TOKEN becomes
+    """`make agent` against the server's proxy (docs/scaling.md): API_TOKEN becomes
     Prefect's API key, which the agent's client sends and hands to every flow container;
     the CA bundle is bound into the agent and its flow containers, and requests trusts it."""
     standin.execute('mutation { create_tenant(input: {name: "default", slug: "default"}) { id } }')

@@ -1,6 +1,6 @@
 """The settings of the "Users report" pipeline, read from the environment in this one place.
 
-Each has a safe default; `.env.example` and the README document them. A bad value stops
+Each has a safe default; `.env.example` and docs/settings.md document them. A bad value stops
 the program at start with one line naming the variable, the value and what is allowed.
 """
 from dataclasses import dataclass
