@@ -63,7 +63,7 @@ secrets=$(call setting,FLOW_SECRETS_FILE,); [ -z "$$secrets" ] || [ -e "$$secret
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps smoke run test e2e bench agent agent-down backup restore ca
+.PHONY: help up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore ca
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -203,6 +203,10 @@ run: $(READY) ## run the flow once here, no server: make run N_USERS=50
 
 test: $(READY) ## run the whole test suite (no internet, server or Docker engine needed)
 	$(BIN)/python -m pytest
+
+lint: $(READY) ## check formatting and lint (ruff.toml); ruff format . fixes the formatting
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
 
 e2e: $(READY) ## the stack's own services and real flow containers on this Docker engine
 	$(BIN)/python -m tests.programs.e2e

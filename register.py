@@ -11,6 +11,7 @@ and the Python that runs it never have to match. A flow whose code and deploymen
 those of its current version is skipped: no build, no new version (stack/catalog.py says
 what makes a version).
 """
+
 import argparse
 import json
 import sys
@@ -56,10 +57,10 @@ def current_version(client: prefect.Client, flow, project: str):
     """The id and idempotency key of the flow's current version on the server, or Nones (the
     server keeps the key in the flow group's settings: PrefectHQ/server 0f74a9a
     api/flows.py 207-229)."""
-    where = {"name": {"_eq": flow.name}, "archived": {"_eq": False},
-             "project": {"name": {"_eq": project}}}
-    found = client.graphql({"query": {with_args("flow", {"where": where}): {
-        "id": True, "flow_group": {"settings"}}}}).data.flow
+    where = {"name": {"_eq": flow.name}, "archived": {"_eq": False}, "project": {"name": {"_eq": project}}}
+    found = client.graphql(
+        {"query": {with_args("flow", {"where": where}): {"id": True, "flow_group": {"settings"}}}}
+    ).data.flow
     if not found:
         return None, None
     return found[0].id, (found[0].flow_group.settings or {}).get("idempotency_key")
@@ -91,10 +92,10 @@ def register(flow, declared, settings: StackSettings, build: bool) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flow", default="", help="only this package of flows/ (its folder name)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the registrations as JSON; build and send nothing")
-    parser.add_argument("--skip-build", action="store_true",
-                        help="register without building the flow images")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the registrations as JSON; build and send nothing"
+    )
+    parser.add_argument("--skip-build", action="store_true", help="register without building the flow images")
     args = parser.parse_args(argv)
     try:
         settings = load_stack_settings()
@@ -103,12 +104,23 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(json.dumps({"flows": [{
-            "name": flow.name,
-            "project": declared.project,
-            "serialized_flow": flow.serialize(build=False),
-            "next_runs": [when.isoformat() for when in flow.schedule.next(5)] if flow.schedule else [],
-        } for flow, declared in deployments]}))
+        print(
+            json.dumps(
+                {
+                    "flows": [
+                        {
+                            "name": flow.name,
+                            "project": declared.project,
+                            "serialized_flow": flow.serialize(build=False),
+                            "next_runs": [when.isoformat() for when in flow.schedule.next(5)]
+                            if flow.schedule
+                            else [],
+                        }
+                        for flow, declared in deployments
+                    ]
+                }
+            )
+        )
         return 0
     for flow, declared in deployments:
         register(flow, declared, settings, build=not args.skip_build)

@@ -17,6 +17,7 @@ them to the host's Docker engine. Read in prefect 0.15.9 (src/prefect/...):
 The server fills a run's run config from the run's own, else the flow group's, else the
 flow's (PrefectHQ/server 0f74a9a api/runs.py 155-160): the agent sees the result only.
 """
+
 from typing import Iterable, Optional
 
 from prefect.serialization.storage import StorageSchema
@@ -40,27 +41,37 @@ def flow_refusal(flow: dict, allowed_images: Iterable[str], allowed_scripts: Ite
     """Why a registered flow must not run here (its environment, storage or image), if so."""
     environment = flow.get("environment")
     if environment is not None:
-        return (f"this agent does not start flows with a legacy environment "
-                f"({environment.get('type')}): only flows registered with a run config (register.py)")
+        return (
+            f"this agent does not start flows with a legacy environment "
+            f"({environment.get('type')}): only flows registered with a run config (register.py)"
+        )
     storage = flow.get("storage") or {}
     if storage.get("type") != "Docker":
-        return (f"this agent does not start flows kept in {storage.get('type')} storage: "
-                f"only Prefect's Docker storage of this stack's images (register.py)")
+        return (
+            f"this agent does not start flows kept in {storage.get('type')} storage: "
+            f"only Prefect's Docker storage of this stack's images (register.py)"
+        )
     scripts = sorted(allowed_scripts)
     locations = sorted(set((storage.get("flows") or {}).values()))
     if not storage.get("stored_as_script") or not locations or set(locations) - set(scripts):
         kept = ", ".join(locations) or "nothing"
         form = "the script" if storage.get("stored_as_script") else "the pickled flow"
-        return (f"this agent does not start {form} {kept}: only the flow scripts this stack puts in "
-                f"its image ({', '.join(scripts)}), stored as scripts (register.py)")
+        return (
+            f"this agent does not start {form} {kept}: only the flow scripts this stack puts in "
+            f"its image ({', '.join(scripts)}), stored as scripts (register.py)"
+        )
     if storage.get("secrets"):
-        return (f"this agent does not start flows whose storage asks for secrets "
-                f"({', '.join(storage['secrets'])}): the stack's flows take none from storage")
+        return (
+            f"this agent does not start flows whose storage asks for secrets "
+            f"({', '.join(storage['secrets'])}): the stack's flows take none from storage"
+        )
     image = StorageSchema().load(storage).name  # as get_flow_image names it
     allowed = sorted(allowed_images)
     if repository(image) not in allowed:
-        return (f"this agent does not start the image {image}: it starts only {', '.join(allowed)} "
-                f"(FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)")
+        return (
+            f"this agent does not start the image {image}: it starts only {', '.join(allowed)} "
+            f"(FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)"
+        )
     return None
 
 
@@ -77,8 +88,12 @@ def run_config_refusal(run_config: Optional[dict], image: str) -> Optional[str]:
             continue
         if field == "image" and value == image:
             continue
-        if field == "env" and isinstance(value, dict) and set(value) == {UI_LOG_LEVEL} \
-                and str(value[UI_LOG_LEVEL]).upper() in LOG_LEVELS:
+        if (
+            field == "env"
+            and isinstance(value, dict)
+            and set(value) == {UI_LOG_LEVEL}
+            and str(value[UI_LOG_LEVEL]).upper() in LOG_LEVELS
+        ):
             continue
         keys = f" ({', '.join(sorted(map(str, value)))})" if isinstance(value, dict) else f" ({value})"
         changed.append(f"{field}{keys}")
@@ -88,8 +103,10 @@ def run_config_refusal(run_config: Optional[dict], image: str) -> Optional[str]:
 def context_refusal(context: Optional[dict]) -> Optional[str]:
     """A run's context overrides prefect.context in the flow run (secrets, config, logger)."""
     if context:
-        return (f"this agent does not start runs with a context ({', '.join(sorted(context))}): "
-                f"the stack's flows take inputs (parameters) only")
+        return (
+            f"this agent does not start runs with a context ({', '.join(sorted(context))}): "
+            f"the stack's flows take inputs (parameters) only"
+        )
     return None
 
 

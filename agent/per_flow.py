@@ -1,6 +1,7 @@
 """What the agent applies to each flow's runs from the stack's side, as the flow's package
 declares it (stack/catalog.py): its limits, its secrets and its environment. Never from a
 run's own run config (agent/admission.py refuses those)."""
+
 import os
 import re
 from typing import Dict, Optional
@@ -41,8 +42,10 @@ def read_secrets(path: str) -> Dict[str, str]:
 def missing_secret(deployment: Deployment, secrets: Dict[str, str], package: str) -> Optional[str]:
     absent = [name for name in deployment.secrets if name not in secrets]
     if absent:
-        return (f"the secret {', '.join(absent)} of flows/{package} is not in the flows' secrets "
-                f"file (FLOW_SECRETS_FILE, flow-secrets.env beside .env): add NAME=value there")
+        return (
+            f"the secret {', '.join(absent)} of flows/{package} is not in the flows' secrets "
+            f"file (FLOW_SECRETS_FILE, flow-secrets.env beside .env): add NAME=value there"
+        )
     return None
 
 
@@ -64,11 +67,15 @@ def host_config(deployment: Deployment) -> dict:
 
 
 def waiting_message(flow_name: str, package: str, deployment: Deployment) -> str:
-    return (f"Waiting: {flow_name} runs at most {deployment.max_running} at once "
-            f"(MAX_RUNNING in flows/{package}/deployment.py); this run starts when one ends")
+    return (
+        f"Waiting: {flow_name} runs at most {deployment.max_running} at once "
+        f"(MAX_RUNNING in flows/{package}/deployment.py); this run starts when one ends"
+    )
 
 
 def out_of_memory_message(package: str, deployment: Deployment) -> str:
-    return (f"Killed: the run's container went over its memory limit of {deployment.memory_limit} "
-            f"(MEMORY_LIMIT in flows/{package}/deployment.py, or FLOW_MEMORY_LIMIT in .env for "
-            f"every flow, raises it)")
+    return (
+        f"Killed: the run's container went over its memory limit of {deployment.memory_limit} "
+        f"(MEMORY_LIMIT in flows/{package}/deployment.py, or FLOW_MEMORY_LIMIT in .env for "
+        f"every flow, raises it)"
+    )

@@ -9,6 +9,7 @@
 3. makes sure the server has a tenant (agents and registration need one; the UI would
    otherwise ask a person to make it), then runs the agent.
 """
+
 import os
 import sys
 import threading
@@ -69,18 +70,26 @@ class RegisteredOnlyDockerAgent(DockerAgent):
             return problem
         # The agent's own query of the run carries neither its context nor the run configs
         # of its flow and flow group.
-        query = {"query": {with_args("flow_run_by_pk", {"id": flow_run.id}): {
-            "context": True, "run_config": True,
-            "flow": {"run_config": True, "flow_group": {"run_config"}}}}}
+        query = {
+            "query": {
+                with_args("flow_run_by_pk", {"id": flow_run.id}): {
+                    "context": True,
+                    "run_config": True,
+                    "flow": {"run_config": True, "flow_group": {"run_config"}},
+                }
+            }
+        }
         stored = self.client.graphql(query).data.flow_run_by_pk
         problem = admission.context_refusal(stored.context)
         if problem:
             return problem
         setting = admission.run_config_refusal(flow_run.run_config, get_flow_image(flow_run))
         if setting:
-            return (f"this agent does not start {setting}, from "
-                    f"{admission.run_config_source(stored)}: a run config may set only "
-                    f"labels (and the UI's logging level)")
+            return (
+                f"this agent does not start {setting}, from "
+                f"{admission.run_config_source(stored)}: a run config may set only "
+                f"labels (and the UI's logging level)"
+            )
         package, deployment = self.package_of(flow_run)
         return per_flow.missing_secret(deployment, per_flow.read_secrets(self.secrets_file), package)
 
@@ -111,8 +120,11 @@ class RegisteredOnlyDockerAgent(DockerAgent):
                 if limit and self.running(flow_run.flow.name, deployment) + started[script] >= limit:
                     if flow_run.id not in self.told_to_wait:
                         self.told_to_wait.add(flow_run.id)
-                        self._safe_write_run_log(flow_run, per_flow.waiting_message(
-                            flow_run.flow.name, package, deployment), "INFO")
+                        self._safe_write_run_log(
+                            flow_run,
+                            per_flow.waiting_message(flow_run.flow.name, package, deployment),
+                            "INFO",
+                        )
                     continue
                 started[script] += 1
                 self.deploying[flow_run.id] = script
@@ -122,8 +134,10 @@ class RegisteredOnlyDockerAgent(DockerAgent):
     def running(self, flow_name, deployment) -> int:
         """Runs of the flow the server has as Submitted or Running, but those this agent is
         deploying (counted apart: they may still read as Scheduled)."""
-        where = {"state": {"_in": ["Submitted", "Running"]},
-                 "flow": {"name": {"_eq": flow_name}, "project": {"name": {"_eq": deployment.project}}}}
+        where = {
+            "state": {"_in": ["Submitted", "Running"]},
+            "flow": {"name": {"_eq": flow_name}, "project": {"name": {"_eq": deployment.project}}},
+        }
         runs = self.client.graphql({"query": {with_args("flow_run", {"where": where}): {"id"}}})
         return len({run.id for run in runs.data.flow_run} - set(self.deploying))
 
@@ -138,8 +152,9 @@ class RegisteredOnlyDockerAgent(DockerAgent):
     def tell_out_of_memory(self) -> None:
         """A flow container the kernel killed for its memory limit: the run ends Failed
         saying so (its alert fires), where it would wait for the server's zombie killer."""
-        events = self._get_docker_client().events(decode=True, filters={
-            "type": "container", "event": "oom", "label": "io.prefect.flow-run-id"})
+        events = self._get_docker_client().events(
+            decode=True, filters={"type": "container", "event": "oom", "label": "io.prefect.flow-run-id"}
+        )
         for event in events:
             labels = event.get("Actor", {}).get("Attributes", {})
             try:
@@ -148,13 +163,15 @@ class RegisteredOnlyDockerAgent(DockerAgent):
                 self.logger.error("Could not fail an out-of-memory run", exc_info=True)
 
     def fail_out_of_memory(self, run_id, flow_id) -> None:
-        flow = self.client.graphql({"query": {with_args("flow_by_pk", {"id": flow_id}): {
-            "storage"}}}).data.flow_by_pk
+        flow = self.client.graphql(
+            {"query": {with_args("flow_by_pk", {"id": flow_id}): {"storage"}}}
+        ).data.flow_by_pk
         package, deployment = self.flows[script_of(flow)]
         message = per_flow.out_of_memory_message(package, deployment)
         self.logger.warning(f"Flow run {run_id}: {message}")
-        self.client.write_run_logs([{"flow_run_id": run_id, "name": self.name,
-                                     "message": message, "level": "ERROR"}])
+        self.client.write_run_logs(
+            [{"flow_run_id": run_id, "name": self.name, "message": message, "level": "ERROR"}]
+        )
         self.client.set_flow_run_state(flow_run_id=run_id, version=None, state=Failed(message))
 
 
@@ -165,8 +182,10 @@ def build_agent(settings: StackSettings, catalog=None) -> DockerAgent:
             f"reports land (`make up` sets it to ./reports); got {settings.host_reports_dir!r}"
         )
     try:
-        flows = {package.script_in_image: (package.name, package.deployment(settings))
-                 for package in (packages() if catalog is None else catalog)}
+        flows = {
+            package.script_in_image: (package.name, package.deployment(settings))
+            for package in (packages() if catalog is None else catalog)
+        }
         per_flow.read_secrets(settings.secrets_file)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None

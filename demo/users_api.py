@@ -10,6 +10,7 @@ of requests with 503 (to show retries), limit each client as the real API does (
 
     python -m demo.users_api --port 8999 --latency 0.05 --fail-rate 0.2
 """
+
 import argparse
 import csv
 import io
@@ -48,7 +49,12 @@ COUNTRIES = {
     "FR": ("France", [("Besançon", "Doubs"), ("Orléans", "Loiret")], "#####", "INSEE"),
     "DE": ("Germany", [("Köln", "Nordrhein-Westfalen"), ("Nürnberg", "Bayern")], "#####", "SVNR"),
     "NO": ("Norway", [("Tromsø", "Troms"), ("Bærum", "Akershus")], "####", "FN"),
-    "US": ("United States", [("Washington, D.C.", "District of Columbia"), ("Austin", "Texas")], "#####", "SSN"),
+    "US": (
+        "United States",
+        [("Washington, D.C.", "District of Columbia"), ("Austin", "Texas")],
+        "#####",
+        "SSN",
+    ),
 }
 FIRST_NAMES = {
     "female": ["Amélie", "Zoë", "Ana Júlia", "Søs", "Inés", "Chloé", "Mary-Ann", "Björk"],
@@ -80,16 +86,40 @@ def _random_user(rng: random.Random, user_id: str) -> list:
         for _ in range(2)
     )
     return [
-        gender, "Ms" if gender == "female" else "Mr", first, last, rng.randrange(1, 9999),
-        rng.choice(STREETS), city, state, country,
+        gender,
+        "Ms" if gender == "female" else "Mr",
+        first,
+        last,
+        rng.randrange(1, 9999),
+        rng.choice(STREETS),
+        city,
+        state,
+        country,
         "".join(str(rng.randrange(10)) if c == "#" else c for c in postcode),
-        f"{rng.uniform(-90, 90):.4f}", f"{rng.uniform(-180, 180):.4f}", offset, zone,
-        f"{username}@example.com", user_id, username, f"pw{rng.randrange(10**6)}",
-        digest[:8], digest[:32], digest[:40], digest,
-        f"{born}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}T10:20:30.000Z", 2026 - born,
-        f"{registered}-11-0{rng.randrange(1, 10)}T08:00:00.000Z", 2026 - registered,
-        phone, cell, id_name, "" if rng.random() < 0.1 else str(rng.randrange(10**9)),
-        picture.format(""), picture.format("med/"), picture.format("thumb/"), nat,
+        f"{rng.uniform(-90, 90):.4f}",
+        f"{rng.uniform(-180, 180):.4f}",
+        offset,
+        zone,
+        f"{username}@example.com",
+        user_id,
+        username,
+        f"pw{rng.randrange(10**6)}",
+        digest[:8],
+        digest[:32],
+        digest[:40],
+        digest,
+        f"{born}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}T10:20:30.000Z",
+        2026 - born,
+        f"{registered}-11-0{rng.randrange(1, 10)}T08:00:00.000Z",
+        2026 - registered,
+        phone,
+        cell,
+        id_name,
+        "" if rng.random() < 0.1 else str(rng.randrange(10**9)),
+        picture.format(""),
+        picture.format("med/"),
+        picture.format("thumb/"),
+        nat,
     ]
 
 
@@ -146,8 +176,17 @@ class DemoUsersAPI:
     JSON body. `rejected` counts those 429s.
     """
 
-    def __init__(self, port=0, latency=0.0, fail_rate=0.0, lifetime=300.0, max_requests=10_000,
-                 host="127.0.0.1", limit=0, window=300.0):
+    def __init__(
+        self,
+        port=0,
+        latency=0.0,
+        fail_rate=0.0,
+        lifetime=300.0,
+        max_requests=10_000,
+        host="127.0.0.1",
+        limit=0,
+        window=300.0,
+    ):
         self.latency, self.fail_rate = latency, fail_rate
         self.limit, self.window = limit, window
         self.rejected = 0
@@ -285,14 +324,24 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8999)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of answers that are 503")
-    parser.add_argument("--lifetime", type=float, default=0.0,
-                        help="seconds before it stops (0: until stopped)")
-    parser.add_argument("--limit", type=int, default=0,
-                        help="users per client per window, then 429 (0: no limit)")
+    parser.add_argument(
+        "--lifetime", type=float, default=0.0, help="seconds before it stops (0: until stopped)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, help="users per client per window, then 429 (0: no limit)"
+    )
     parser.add_argument("--window", type=float, default=300.0, help="seconds of a limit window")
     args = parser.parse_args()
-    api = DemoUsersAPI(args.port, args.latency, args.fail_rate, args.lifetime, max_requests=0,
-                       host=args.host, limit=args.limit, window=args.window).start()
+    api = DemoUsersAPI(
+        args.port,
+        args.latency,
+        args.fail_rate,
+        args.lifetime,
+        max_requests=0,
+        host=args.host,
+        limit=args.limit,
+        window=args.window,
+    ).start()
     print(f"offline users API at {api.url}", flush=True)
     api._thread.join()
 

@@ -4,6 +4,7 @@ A package's optional `schedules.py` gives `schedule`; its optional `deployment.p
 any of the names below (DEFAULTS), the rest take the stack's defaults, so a package with
 only `flows.py` deploys. The agent reads the same declarations, from its own image.
 """
+
 import ast
 import hashlib
 import importlib
@@ -21,7 +22,7 @@ APP_IN_IMAGE = "/app"
 PINS = ("requirements.txt", "flows/__init__.py")
 # Docker's own forms: bytes, or a whole number with b, k, m or g; at least 6 MiB.
 MEMORY = re.compile(r"^([0-9]+)([bkmg]?)$")
-MEMORY_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30}
+MEMORY_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -33,14 +34,14 @@ class CatalogError(ValueError):
 class Deployment:
     """What a package's deployment.py declares, with the stack's defaults filled in."""
 
-    project: str             # PROJECT: the Prefect project (PREFECT_PROJECT)
+    project: str  # PROJECT: the Prefect project (PREFECT_PROJECT)
     labels: Tuple[str, ...]  # LABELS: agents with these labels run it (AGENT_LABEL)
-    max_running: int         # MAX_RUNNING: runs at once, later ones wait Scheduled (0: no limit)
-    memory_limit: str        # MEMORY_LIMIT: per container, Docker's form: 512m, 2g (FLOW_MEMORY_LIMIT)
-    cpu_limit: float         # CPU_LIMIT: CPUs per container, 0 no limit (FLOW_CPU_LIMIT)
+    max_running: int  # MAX_RUNNING: runs at once, later ones wait Scheduled (0: no limit)
+    memory_limit: str  # MEMORY_LIMIT: per container, Docker's form: 512m, 2g (FLOW_MEMORY_LIMIT)
+    cpu_limit: float  # CPU_LIMIT: CPUs per container, 0 no limit (FLOW_CPU_LIMIT)
     secrets: Tuple[str, ...]  # SECRETS: names in FLOW_SECRETS_FILE this flow reads (PrefectSecret)
-    alerts: bool             # ALERTS: NOTIFY_WEBHOOK_URL hears of its runs
-    env: Tuple[str, ...]     # ENV: the agent's variables handed to its containers
+    alerts: bool  # ALERTS: NOTIFY_WEBHOOK_URL hears of its runs
+    env: Tuple[str, ...]  # ENV: the agent's variables handed to its containers
 
     @property
     def memory_bytes(self) -> int:
@@ -49,9 +50,16 @@ class Deployment:
 
 
 def defaults(settings: StackSettings) -> dict:
-    return {"PROJECT": settings.project, "LABELS": (settings.agent_label,), "MAX_RUNNING": 0,
-            "MEMORY_LIMIT": settings.flow_memory_limit, "CPU_LIMIT": settings.flow_cpu_limit,
-            "SECRETS": (), "ALERTS": True, "ENV": ()}
+    return {
+        "PROJECT": settings.project,
+        "LABELS": (settings.agent_label,),
+        "MAX_RUNNING": 0,
+        "MEMORY_LIMIT": settings.flow_memory_limit,
+        "CPU_LIMIT": settings.flow_cpu_limit,
+        "SECRETS": (),
+        "ALERTS": True,
+        "ENV": (),
+    }
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,10 @@ class FlowPackage:
 
         flow = getattr(self._module("flows"), "flow", None)
         if not isinstance(flow, prefect.Flow):
-            raise CatalogError(f"flows/{self.name}/flows.py defines no module-level `flow` "
-                               f"(a prefect.Flow): every package under flows/ with a flows.py is deployed")
+            raise CatalogError(
+                f"flows/{self.name}/flows.py defines no module-level `flow` "
+                f"(a prefect.Flow): every package under flows/ with a flows.py is deployed"
+            )
         return flow
 
     def load_schedule(self):
@@ -108,8 +118,9 @@ class FlowPackage:
         return digest.hexdigest()[:12]
 
     def _code(self) -> set:
-        files = {path for path in self.folder.rglob("*")
-                 if path.is_file() and "__pycache__" not in path.parts}
+        files = {
+            path for path in self.folder.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+        }
         pending = [path for path in files if path.suffix == ".py"]
         while pending:  # the modules of other packages under flows/ it imports, transitively
             for module in imported_flow_modules(pending.pop()):
@@ -151,18 +162,24 @@ def packages(root: Path = ROOT, only: str = "") -> list:
         found = [package for package in found if package.name == only]
         if not found:
             names = ", ".join(package.name for package in packages(root))
-            raise CatalogError(f"FLOW={only!r} is not a flow package: use one of {names} (folders under flows/)")
+            raise CatalogError(
+                f"FLOW={only!r} is not a flow package: use one of {names} (folders under flows/)"
+            )
     return found
 
 
 # Where a default comes from, for the one line about a bad one.
-DEFAULT_SOURCES = {"MEMORY_LIMIT": "FLOW_MEMORY_LIMIT", "CPU_LIMIT": "FLOW_CPU_LIMIT",
-                   "PROJECT": "PREFECT_PROJECT"}
+DEFAULT_SOURCES = {
+    "MEMORY_LIMIT": "FLOW_MEMORY_LIMIT",
+    "CPU_LIMIT": "FLOW_CPU_LIMIT",
+    "PROJECT": "PREFECT_PROJECT",
+}
 
 
 def checked(where: str, declared: dict, own=()) -> Deployment:
     """The declarations as a Deployment, or one line naming the bad one (in the package's
     `where`, or the stack's setting it defaults to) and what is allowed."""
+
     def bad(name, allowed):
         source = f"{where}: {name}" if name in own else DEFAULT_SOURCES.get(name, name)
         return CatalogError(f"{source}={declared[name]!r} is not allowed: use {allowed}")
@@ -178,18 +195,26 @@ def checked(where: str, declared: dict, own=()) -> Deployment:
         raise bad("MAX_RUNNING", "a whole number, 0 for no limit")
     memory = str(declared["MEMORY_LIMIT"]).strip().lower()
     match = MEMORY.match(memory)
-    if not match or int(match.group(1)) * MEMORY_UNITS[match.group(2)] < 6 * 2 ** 20:
+    if not match or int(match.group(1)) * MEMORY_UNITS[match.group(2)] < 6 * 2**20:
         raise bad("MEMORY_LIMIT", "Docker's form of at least 6 MiB, such as 512m or 2g")
     cpu = declared["CPU_LIMIT"]
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu < 0:
         raise bad("CPU_LIMIT", "a number of CPUs, 0 for no limit")
     for name in declared["SECRETS"]:
         if not SECRET_NAME.match(name):
-            raise CatalogError(f"{where}: the secret name {name!r} is not allowed: use letters, "
-                               f"digits and _, not starting with a digit")
+            raise CatalogError(
+                f"{where}: the secret name {name!r} is not allowed: use letters, "
+                f"digits and _, not starting with a digit"
+            )
     if not isinstance(declared["ALERTS"], bool):
         raise bad("ALERTS", "True or False")
-    return Deployment(project=declared["PROJECT"].strip(), labels=tuple(declared["LABELS"]),
-                      max_running=max_running, memory_limit=memory, cpu_limit=float(cpu),
-                      secrets=tuple(declared["SECRETS"]), alerts=declared["ALERTS"],
-                      env=tuple(declared["ENV"]))
+    return Deployment(
+        project=declared["PROJECT"].strip(),
+        labels=tuple(declared["LABELS"]),
+        max_running=max_running,
+        memory_limit=memory,
+        cpu_limit=float(cpu),
+        secrets=tuple(declared["SECRETS"]),
+        alerts=declared["ALERTS"],
+        env=tuple(declared["ENV"]),
+    )

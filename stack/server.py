@@ -1,5 +1,6 @@
 """What register.py and the agent's start-up share: reaching Prefect Server, and making sure
 it has what registration and agents need (a tenant; each flow's project)."""
+
 import time
 
 import prefect
@@ -55,15 +56,27 @@ def ensure_alert_hook(client: prefect.Client, flow_id: str, url: str, notify_on:
     flow = client.graphql({"query": {with_args("flow_by_pk", {"id": flow_id}): {"version_group_id"}}})
     group = flow.data.flow_by_pk.version_group_id
     where = {"version_group_id": {"_eq": group}, "name": {"_eq": HOOK_NAME}}
-    hooks = client.graphql({"query": {with_args("cloud_hook", {"where": where}): {
-        "id", "type", "states", "config"}}}).data.cloud_hook
+    hooks = client.graphql(
+        {"query": {with_args("cloud_hook", {"where": where}): {"id", "type", "states", "config"}}}
+    ).data.cloud_hook
     wanted = {"type": "SLACK_WEBHOOK", "states": NOTIFY_STATES[notify_on], "config": {"url": url}}
-    keep = next((hook.id for hook in hooks if url and {"type": hook.type, "states": sorted(hook.states),
-                                                       "config": dict(hook.config)} == wanted), None)
+    keep = next(
+        (
+            hook.id
+            for hook in hooks
+            if url
+            and {"type": hook.type, "states": sorted(hook.states), "config": dict(hook.config)} == wanted
+        ),
+        None,
+    )
     for hook in hooks:
         if hook.id != keep:
             client.graphql(DELETE_HOOK, variables={"input": {"cloud_hook_id": hook.id}})
     if url and not keep:
         tenant_id = client.get_available_tenants()[0]["id"]
-        client.graphql(CREATE_HOOK, variables={"input": {
-            **wanted, "tenant_id": tenant_id, "name": HOOK_NAME, "version_group_id": group}})
+        client.graphql(
+            CREATE_HOOK,
+            variables={
+                "input": {**wanted, "tenant_id": tenant_id, "name": HOOK_NAME, "version_group_id": group}
+            },
+        )

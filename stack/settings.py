@@ -1,5 +1,6 @@
 """The stack's settings (register.py and the agent), read from the environment in this one
 place: a bad value stops the program with one line naming it and what is allowed."""
+
 from dataclasses import dataclass
 
 from flows.shared.settings import choice, number, text
@@ -51,7 +52,9 @@ def load_stack_settings() -> StackSettings:
         notify_webhook_url=text("NOTIFY_WEBHOOK_URL", ""),
         notify_on=choice("NOTIFY_ON", "failed", ("failed", "all")),
         # Images (names without tags) agents may start besides the flow images.
-        extra_allowed_images=tuple(filter(None, map(str.strip, text("AGENT_IMAGE_ALLOWLIST", "").split(",")))),
+        extra_allowed_images=tuple(
+            filter(None, map(str.strip, text("AGENT_IMAGE_ALLOWLIST", "").split(",")))
+        ),
         # A remote agent's CA bundle on its Docker host (`make agent` makes it from
         # certs/ca.crt), trusted by the agent and its flow runs; empty: the public CAs only.
         host_ca_bundle=text("HOST_CA_BUNDLE", ""),

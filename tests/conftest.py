@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: the fake users API on loopback, a runner of the real `make
 run` entry, and the compose file resolved by Compose v2 and v1."""
+
 import os
 import shlex
 import subprocess
@@ -93,8 +94,12 @@ def start_run(url: str, reports_dir: Path, n_users=None, **settings) -> subproce
     if n_users is not None:
         args += ["--n-users", str(n_users)]
     return subprocess.Popen(
-        args, cwd=ROOT, env=pipeline_env(url, reports_dir, **settings),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        args,
+        cwd=ROOT,
+        env=pipeline_env(url, reports_dir, **settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -147,7 +152,10 @@ def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedPr
     clean = {"PATH": os.environ["PATH"], **(env or {})}
     return subprocess.run(
         [compose_command(version), "--project-directory", str(cwd), *args],
-        cwd=cwd, env=clean, capture_output=True, text=True,
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -159,8 +167,15 @@ def compose_config(version="v2", public=False, **env) -> dict:
     overlay = "docker-compose.public.yml" if public else "docker-compose.override.yml"
     files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / overlay)]
     result = docker_compose(
-        version, *files, "--env-file", str(NO_ENV_FILE),
-        "--profile", "offline", "--profile", "dask", "config",
+        version,
+        *files,
+        "--env-file",
+        str(NO_ENV_FILE),
+        "--profile",
+        "offline",
+        "--profile",
+        "dask",
+        "config",
         env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
     )
     assert result.returncode == 0, result.stderr
@@ -174,13 +189,17 @@ def short_syntax(config: dict) -> dict:
         if isinstance(service.get("command"), str):
             service["command"] = shlex.split(service["command"])
         service["ports"] = [
-            port if isinstance(port, str) else
-            f"{port['host_ip']}:{port['published']}:{port['target']}/{port['protocol']}"
-            for port in service.get("ports", [])]
+            port
+            if isinstance(port, str)
+            else f"{port['host_ip']}:{port['published']}:{port['target']}/{port['protocol']}"
+            for port in service.get("ports", [])
+        ]
         service["volumes"] = [
-            volume if isinstance(volume, str) else
-            f"{volume['source']}:{volume['target']}:{'ro' if volume.get('read_only') else 'rw'}"
-            for volume in service.get("volumes", [])]
+            volume
+            if isinstance(volume, str)
+            else f"{volume['source']}:{volume['target']}:{'ro' if volume.get('read_only') else 'rw'}"
+            for volume in service.get("volumes", [])
+        ]
         for dependency in service.get("depends_on", {}).values():
             dependency.pop("required", None)
     config["volumes"] = {name: {} for name in config.get("volumes", {})}

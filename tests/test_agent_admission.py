@@ -3,6 +3,7 @@ whoever reaches the API can register a flow or start a run with a run config or 
 their own; each way of changing what a flow container runs or mounts is refused, the run
 Failed with one line saying what and from where, and no container is made. Through the API
 stand-in and the agent as agent/start.py builds it (a fake Docker client)."""
+
 import os
 from unittest import mock
 
@@ -51,20 +52,36 @@ def assert_refused(standin, env, run_id, message):
     assert "\n" not in message and states_of(standin, run_id) == ["Submitted", "Failed"]
 
 
-@pytest.mark.parametrize("run_config, refused", [
-    (DockerRun(labels=["users-report"], env={"PYTHONWARNINGS": "all:0:antigravity.x:0:0", "BROWSER": "id"}),
-     "a run config that sets env (BROWSER, PYTHONWARNINGS)"),
-    (DockerRun(labels=["users-report"], host_config={"binds": ["/:/host"], "privileged": True}),
-     "a run config that sets host_config (binds, privileged)"),
-    (DockerRun(labels=["users-report"], image="office/tools:latest"),
-     "a run config that sets image (office/tools:latest)"),
-])
+@pytest.mark.parametrize(
+    "run_config, refused",
+    [
+        (
+            DockerRun(
+                labels=["users-report"], env={"PYTHONWARNINGS": "all:0:antigravity.x:0:0", "BROWSER": "id"}
+            ),
+            "a run config that sets env (BROWSER, PYTHONWARNINGS)",
+        ),
+        (
+            DockerRun(labels=["users-report"], host_config={"binds": ["/:/host"], "privileged": True}),
+            "a run config that sets host_config (binds, privileged)",
+        ),
+        (
+            DockerRun(labels=["users-report"], image="office/tools:latest"),
+            "a run config that sets image (office/tools:latest)",
+        ),
+    ],
+)
 def test_a_runs_own_run_config_changing_the_container_is_refused(run_config, refused, standin, stack_env):
     register(stack_env)
     run_id = start_run(standin, run_config=run_config)
 
-    assert_refused(standin, stack_env, run_id, f"this agent does not start {refused}, from the run's "
-                                               f"own run config (create_flow_run): {REGISTERED_ONLY}")
+    assert_refused(
+        standin,
+        stack_env,
+        run_id,
+        f"this agent does not start {refused}, from the run's "
+        f"own run config (create_flow_run): {REGISTERED_ONLY}",
+    )
 
 
 def test_a_flow_group_run_config_is_refused_for_every_later_run(standin, stack_env):
@@ -73,14 +90,26 @@ def test_a_flow_group_run_config_is_refused_for_every_later_run(standin, stack_e
     register(stack_env)
     binds = DockerRun(labels=["users-report"], host_config={"binds": ["/var/run/docker.sock:/sock"]})
     with client(standin):
-        prefect.Client().graphql(SET_GROUP_RUN_CONFIG, variables={"input": {
-            "flow_group_id": current_flow(standin)["flow_group_id"], "run_config": binds.serialize()}})
+        prefect.Client().graphql(
+            SET_GROUP_RUN_CONFIG,
+            variables={
+                "input": {
+                    "flow_group_id": current_flow(standin)["flow_group_id"],
+                    "run_config": binds.serialize(),
+                }
+            },
+        )
     register(stack_env)
     run_id = start_run(standin)
 
-    assert_refused(standin, stack_env, run_id, "this agent does not start a run config that sets "
-                   "host_config (binds), from the flow group's run config (set_flow_group_run_config): "
-                   + REGISTERED_ONLY)
+    assert_refused(
+        standin,
+        stack_env,
+        run_id,
+        "this agent does not start a run config that sets "
+        "host_config (binds), from the flow group's run config (set_flow_group_run_config): "
+        + REGISTERED_ONLY,
+    )
 
 
 def test_a_run_with_a_context_is_refused(standin, stack_env):
@@ -88,14 +117,23 @@ def test_a_run_with_a_context_is_refused(standin, stack_env):
     register(stack_env)
     run_id = start_run(standin, context={"secrets": {"TOKEN": "x"}})
 
-    assert_refused(standin, stack_env, run_id, "this agent does not start runs with a context (secrets): "
-                                               "the stack's flows take inputs (parameters) only")
+    assert_refused(
+        standin,
+        stack_env,
+        run_id,
+        "this agent does not start runs with a context (secrets): "
+        "the stack's flows take inputs (parameters) only",
+    )
 
 
 def webhook_storage(flow):
     image = flow.storage.name
-    flow.storage = Webhook(build_request_kwargs={"url": "http://127.0.0.1:9/flow"}, build_request_http_method="POST",
-                           get_flow_request_kwargs={"url": "http://127.0.0.1:9/flow"}, get_flow_request_http_method="GET")
+    flow.storage = Webhook(
+        build_request_kwargs={"url": "http://127.0.0.1:9/flow"},
+        build_request_http_method="POST",
+        get_flow_request_kwargs={"url": "http://127.0.0.1:9/flow"},
+        get_flow_request_http_method="GET",
+    )
     flow.storage.add_flow(flow)
     flow.run_config = DockerRun(labels=["users-report"], image=image)
 
@@ -119,16 +157,31 @@ def legacy_environment(flow):
 SCRIPTS = "only the flow scripts this stack puts in its image (/app/flows/users_report/flows.py), stored as scripts (register.py)"
 
 
-@pytest.mark.parametrize("change, message", [
-    (webhook_storage, "this agent does not start flows kept in Webhook storage: only Prefect's Docker "
-                      "storage of this stack's images (register.py)"),
-    (writable_script, f"this agent does not start the script /reports/x.py: {SCRIPTS}"),
-    (pickled_flow, f"this agent does not start the pickled flow /app/flows/users_report/flows.py: {SCRIPTS}"),
-    (secrets_first, "this agent does not start flows whose storage asks for secrets (GITHUB_ACCESS_TOKEN): "
-                    "the stack's flows take none from storage"),
-    (legacy_environment, "this agent does not start flows with a legacy environment (LocalEnvironment): "
-                         "only flows registered with a run config (register.py)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            webhook_storage,
+            "this agent does not start flows kept in Webhook storage: only Prefect's Docker "
+            "storage of this stack's images (register.py)",
+        ),
+        (writable_script, f"this agent does not start the script /reports/x.py: {SCRIPTS}"),
+        (
+            pickled_flow,
+            f"this agent does not start the pickled flow /app/flows/users_report/flows.py: {SCRIPTS}",
+        ),
+        (
+            secrets_first,
+            "this agent does not start flows whose storage asks for secrets (GITHUB_ACCESS_TOKEN): "
+            "the stack's flows take none from storage",
+        ),
+        (
+            legacy_environment,
+            "this agent does not start flows with a legacy environment (LocalEnvironment): "
+            "only flows registered with a run config (register.py)",
+        ),
+    ],
+)
 def test_a_flow_registered_otherwise_is_refused(change, message, standin, stack_env):
     register_changed(standin, stack_env, change)
     run_id = start_run(standin)
@@ -145,23 +198,44 @@ def test_the_agent_starts_only_allowed_images(allowlist, started, standin, stack
 
     image = f"another-image:{current_flow(standin)['storage']['image_tag']}"
     if not started:
-        assert_refused(standin, env, run_id, f"this agent does not start the image {image}: it starts only "
-                                             "users-report-flow (FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)")
+        assert_refused(
+            standin,
+            env,
+            run_id,
+            f"this agent does not start the image {image}: it starts only "
+            "users-report-flow (FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)",
+        )
         return
     assert [create["environment"]["PREFECT__CONTEXT__IMAGE"] for create in agent_polls(env)] == [image]
     # The same rules for an allowlisted image: its run config may not mount the host either.
-    mounted = start_run(standin, run_config=DockerRun(labels=["users-report"], host_config={"binds": ["/:/host"]}))
-    assert_refused(standin, env, mounted, "this agent does not start a run config that sets host_config (binds), "
-                                          f"from the run's own run config (create_flow_run): {REGISTERED_ONLY}")
+    mounted = start_run(
+        standin, run_config=DockerRun(labels=["users-report"], host_config={"binds": ["/:/host"]})
+    )
+    assert_refused(
+        standin,
+        env,
+        mounted,
+        "this agent does not start a run config that sets host_config (binds), "
+        f"from the run's own run config (create_flow_run): {REGISTERED_ONLY}",
+    )
 
 
 def test_the_ui_run_pages_run_config_is_started_and_succeeds(standin, stack_env, users_api):
     """The Run page sends the flow's own run config with its labels emptied and, with a
     logging level chosen, that level in env (PrefectHQ/ui 2092e92 src/pages/Flow/Run.vue)."""
     register(stack_env)
-    ui_run_config = {**current_flow(standin)["run_config"], "labels": [], "env": {"PREFECT__LOGGING__LEVEL": "DEBUG"}}
-    run_id = start_run(standin, run_config=DockerRun(**{k: ui_run_config[k] for k in ("labels", "env")}),
-                       labels=["users-report"], parameters={"n_users": 3}, context={})
+    ui_run_config = {
+        **current_flow(standin)["run_config"],
+        "labels": [],
+        "env": {"PREFECT__LOGGING__LEVEL": "DEBUG"},
+    }
+    run_id = start_run(
+        standin,
+        run_config=DockerRun(**{k: ui_run_config[k] for k in ("labels", "env")}),
+        labels=["users-report"],
+        parameters={"n_users": 3},
+        context={},
+    )
 
     (create,) = agent_polls(stack_env)
     assert create["environment"]["PREFECT__LOGGING__LEVEL"] == "DEBUG"

@@ -4,6 +4,7 @@ health-gated start order, secrets required, every setting documented.
 
 The official server images cannot be pulled here, so nothing in this file starts one.
 """
+
 import re
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pytest
 import yaml
 
 from flows.users_report.settings import PIPELINE_VARIABLES
-from tests.support import ROOT
 from tests.conftest import (
     HOST_REPORTS,
     NO_ENV_FILE,
@@ -21,6 +21,7 @@ from tests.conftest import (
     docker_compose,
     short_syntax,
 )
+from tests.support import ROOT
 
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
 
@@ -32,19 +33,32 @@ def template_config(tmp_path_factory, compose_version):
 
     template = Path(prefect.__file__).parent / "cli" / "docker-compose.yml"
     env = setup_compose_env(
-        version=None, ui_version=None, no_upgrade=False, postgres_port=5432,
-        hasura_port=3000, graphql_port=4201, ui_port=8080, server_port=4200,
+        version=None,
+        ui_version=None,
+        no_upgrade=False,
+        postgres_port=5432,
+        hasura_port=3000,
+        graphql_port=4201,
+        ui_port=8080,
+        server_port=4200,
         volume_path=str(tmp_path_factory.mktemp("pg")),
     )
-    result = docker_compose(compose_version, "-f", str(template), "config", env=env,
-                            cwd=tmp_path_factory.mktemp("template"))
+    result = docker_compose(
+        compose_version, "-f", str(template), "config", env=env, cwd=tmp_path_factory.mktemp("template")
+    )
     assert result.returncode == 0, result.stderr
     return short_syntax(yaml.safe_load(result.stdout))
 
 
 def test_server_services_use_the_images_of_prefects_own_template(config, template_config):
     assert set(config["services"]) == SERVER_SERVICES | {
-        "agent", "register", "users-api", "dask-scheduler", "dask-worker", "proxy"}
+        "agent",
+        "register",
+        "users-api",
+        "dask-scheduler",
+        "dask-worker",
+        "proxy",
+    }
     assert config["services"]["users-api"]["profiles"] == ["offline"]
     assert config["services"]["dask-worker"]["profiles"] == ["dask"]
     for name in SERVER_SERVICES:
@@ -61,13 +75,23 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
 
 def test_only_the_proxy_is_published_and_only_on_loopback(config, compose_version):
     """The UI and the API are reached only through the proxy's checks (docs/security.md)."""
-    published = {name: sorted(service["ports"]) for name, service in config["services"].items() if service["ports"]}
+    published = {
+        name: sorted(service["ports"]) for name, service in config["services"].items() if service["ports"]
+    }
     assert published == {"proxy": ["127.0.0.1:4200:4200/tcp", "127.0.0.1:8080:8080/tcp"]}
     proxy = config["services"]["proxy"]
     assert proxy["environment"]["FRONT_DOOR"] == "loopback" and "profiles" not in proxy
-    assert config["services"]["ui"]["environment"]["PREFECT_SERVER__APOLLO_URL"] == "http://localhost:8080/graphql"
-    moved = compose_config(compose_version, UI_PORT="9080", APOLLO_PORT="9200", APOLLO_BIND="10.0.0.5",
-                           STACK_HOSTNAMES="prefect.office.lan")
+    assert (
+        config["services"]["ui"]["environment"]["PREFECT_SERVER__APOLLO_URL"]
+        == "http://localhost:8080/graphql"
+    )
+    moved = compose_config(
+        compose_version,
+        UI_PORT="9080",
+        APOLLO_PORT="9200",
+        APOLLO_BIND="10.0.0.5",
+        STACK_HOSTNAMES="prefect.office.lan",
+    )
     proxy = moved["services"]["proxy"]
     assert sorted(proxy["ports"]) == ["10.0.0.5:9200:4200/tcp", "127.0.0.1:9080:8080/tcp"]
     assert proxy["environment"]["APOLLO_BIND"] == "10.0.0.5"
@@ -78,20 +102,36 @@ def test_only_the_proxy_is_published_and_only_on_loopback(config, compose_versio
 def test_public_mode_publishes_only_the_proxys_https_port(compose_version):
     """`make up PUBLIC=1` takes docker-compose.public.yml instead of the override: one port,
     the proxy's, which reaches the UI and the API with the secrets from .env."""
-    config = compose_config(compose_version, public=True, PUBLIC_PORT="9443", PUBLIC_BIND="10.0.0.5",
-                            PUBLIC_HOST="prefect.office.example", API_TOKEN="machine-token",
-                            UI_PASSWORD_HASH="aGFzaA==", UI_PUBLIC_URL="https://prefect.office.example:9443")
+    config = compose_config(
+        compose_version,
+        public=True,
+        PUBLIC_PORT="9443",
+        PUBLIC_BIND="10.0.0.5",
+        PUBLIC_HOST="prefect.office.example",
+        API_TOKEN="machine-token",
+        UI_PASSWORD_HASH="aGFzaA==",
+        UI_PUBLIC_URL="https://prefect.office.example:9443",
+    )
     published = {name: service["ports"] for name, service in config["services"].items() if service["ports"]}
     assert published == {"proxy": ["10.0.0.5:9443:8443/tcp"]}
     proxy = config["services"]["proxy"]
     assert proxy["image"] == "caddy:2" and list(proxy["networks"]) == ["prefect-server"]
     assert proxy["environment"] == {
-        "FRONT_DOOR": "public", "APOLLO_BIND": "127.0.0.1", "STACK_HOSTNAMES": "localhost",
-        "UI_PUBLIC_URL": "https://prefect.office.example:9443", "UI_PORT": "8080",
-        "PUBLIC_HOST": "prefect.office.example", "PUBLIC_TLS": "internal",
-        "UI_USER": "prefect", "UI_PASSWORD_HASH": "aGFzaA==", "API_TOKEN": "machine-token"}
-    assert proxy["depends_on"] == {"apollo": {"condition": "service_healthy"},
-                                   "ui": {"condition": "service_healthy"}}
+        "FRONT_DOOR": "public",
+        "APOLLO_BIND": "127.0.0.1",
+        "STACK_HOSTNAMES": "localhost",
+        "UI_PUBLIC_URL": "https://prefect.office.example:9443",
+        "UI_PORT": "8080",
+        "PUBLIC_HOST": "prefect.office.example",
+        "PUBLIC_TLS": "internal",
+        "UI_USER": "prefect",
+        "UI_PASSWORD_HASH": "aGFzaA==",
+        "API_TOKEN": "machine-token",
+    }
+    assert proxy["depends_on"] == {
+        "apollo": {"condition": "service_healthy"},
+        "ui": {"condition": "service_healthy"},
+    }
     assert compose_config(compose_version, public=True)["services"]["proxy"]["environment"]["API_TOKEN"] == ""
 
 
@@ -99,10 +139,15 @@ def test_postgres_and_hasura_are_on_a_network_of_their_own(config):
     """Flow containers, Dask workers, the demo API, the UI, the proxy and the agent join
     prefect-server only: none of them reaches Hasura (no admin secret) or Postgres."""
     assert config["networks"]["prefect-db"]["internal"] is True
-    on_db = sorted(name for name, service in config["services"].items() if "prefect-db" in service["networks"])
+    on_db = sorted(
+        name for name, service in config["services"].items() if "prefect-db" in service["networks"]
+    )
     assert on_db == ["apollo", "graphql", "hasura", "postgres", "towel"]
-    assert list(config["services"]["postgres"]["networks"]) == list(config["services"]["hasura"]["networks"]) \
+    assert (
+        list(config["services"]["postgres"]["networks"])
+        == list(config["services"]["hasura"]["networks"])
         == ["prefect-db"]
+    )
     for service in config["services"].values():
         assert not any("HASURA" in name and "SECRET" in name for name in service.get("environment", {}))
 
@@ -144,7 +189,12 @@ def test_secrets_come_from_env_and_a_missing_one_is_refused(config, compose_vers
     assert services["towel"]["environment"]["PREFECT_SERVER__API__URL"] == "http://localhost:8080"
     for missing in SECRETS:
         result = docker_compose(
-            compose_version, "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(NO_ENV_FILE), "config",
+            compose_version,
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "--env-file",
+            str(NO_ENV_FILE),
+            "config",
             env={**SECRETS, missing: "", "HOST_REPORTS_DIR": HOST_REPORTS},
         )
         assert result.returncode != 0
@@ -161,10 +211,19 @@ def test_env_example_has_no_secret_and_documents_every_setting():
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
     assert re.search(r"^UI_PASSWORD_HASH=$", example, re.M) and re.search(r"^API_TOKEN=$", example, re.M)
-    settings = "".join((ROOT / name).read_text() for name in (
-        "stack/settings.py", "flows/users_report/settings.py", "flows/users_report/schedules.py"))
-    compose = "".join((ROOT / name).read_text() for name in (
-        "docker-compose.yml", "docker-compose.override.yml", "docker-compose.public.yml", "agent/docker-compose.yml"))
+    settings = "".join(
+        (ROOT / name).read_text()
+        for name in ("stack/settings.py", "flows/users_report/settings.py", "flows/users_report/schedules.py")
+    )
+    compose = "".join(
+        (ROOT / name).read_text()
+        for name in (
+            "docker-compose.yml",
+            "docker-compose.override.yml",
+            "docker-compose.public.yml",
+            "agent/docker-compose.yml",
+        )
+    )
     read = set(re.findall(r'\b(?:text|number|choice)\("([A-Z_]+)"', settings))
     assert {"PREFECT_PROJECT", "HTTP_TIMEOUT", "SCHEDULE_CRON", "FLOW_MEMORY_LIMIT"} <= read
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
@@ -202,14 +261,33 @@ def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(comp
     """`make agent`'s compose file: the API's address and the registry are required (no
     default can be right on another host), the pipeline settings are the stack's."""
     agent_file = str(ROOT / "agent" / "docker-compose.yml")
-    needed = {"PREFECT_API_URL": "http://10.0.0.5:4200", "REGISTRY_URL": "registry.example:5000",
-              "HOST_REPORTS_DIR": HOST_REPORTS}
+    needed = {
+        "PREFECT_API_URL": "http://10.0.0.5:4200",
+        "REGISTRY_URL": "registry.example:5000",
+        "HOST_REPORTS_DIR": HOST_REPORTS,
+    }
     for missing in needed:
-        result = docker_compose(compose_version, "-f", agent_file, "--env-file", str(NO_ENV_FILE),
-                                "config", env={**needed, missing: ""}, cwd=ROOT)
+        result = docker_compose(
+            compose_version,
+            "-f",
+            agent_file,
+            "--env-file",
+            str(NO_ENV_FILE),
+            "config",
+            env={**needed, missing: ""},
+            cwd=ROOT,
+        )
         assert result.returncode != 0 and f"{missing} is not set - " in result.stderr, result.stderr
-    result = docker_compose(compose_version, "-f", agent_file, "--env-file", str(NO_ENV_FILE),
-                            "config", env={**needed, "AGENT_PROJECT": "office-agent"}, cwd=ROOT)
+    result = docker_compose(
+        compose_version,
+        "-f",
+        agent_file,
+        "--env-file",
+        str(NO_ENV_FILE),
+        "config",
+        env={**needed, "AGENT_PROJECT": "office-agent"},
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     config = short_syntax(yaml.safe_load(result.stdout))
     (name,) = config["services"]

@@ -1,5 +1,6 @@
 """One run across a Dask cluster (DASK_ADDRESS): a real `dask-scheduler` and two
 `dask-worker` processes on loopback, from the pinned distributed, each stopping by itself."""
+
 import time
 
 import pytest
@@ -22,8 +23,7 @@ def cluster(request, users_api, reports_dir, tmp_path):
 def test_a_run_spreads_its_downloads_over_the_clusters_workers(cluster, users_api, reports_dir):
     address, worker_logs = cluster
 
-    result = finish(start_run(users_api.url, reports_dir, 12_345, PAGE_SIZE=500,
-                              DASK_ADDRESS=address))
+    result = finish(start_run(users_api.url, reports_dir, 12_345, PAGE_SIZE=500, DASK_ADDRESS=address))
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Connecting to an existing Dask cluster at {address}" in result.stdout + result.stderr
@@ -42,7 +42,8 @@ def test_a_cluster_without_workers_fails_the_run_in_one_line(cluster, users_api,
 
     assert result.returncode == 1 and time.monotonic() - begun < 60
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: no Dask worker joined the scheduler at {address} within 2 s (DASK_WORKER_WAIT)")
+        f"error: no Dask worker joined the scheduler at {address} within 2 s (DASK_WORKER_WAIT)"
+    )
     assert users_api.requests == []
 
 
@@ -58,14 +59,19 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line(run_pipeline, users_
     assert users_api.requests == []
 
 
-@pytest.mark.parametrize("address, executor", [
-    ("", "LocalDaskExecutor threads {'num_workers': 4}"),
-    ("tcp://dask.office.example:8786", "ClusterExecutor tcp://dask.office.example:8786 5.0"),
-])
+@pytest.mark.parametrize(
+    "address, executor",
+    [
+        ("", "LocalDaskExecutor threads {'num_workers': 4}"),
+        ("tcp://dask.office.example:8786", "ClusterExecutor tcp://dask.office.example:8786 5.0"),
+    ],
+)
 def test_dask_address_chooses_the_executor(address, executor):
-    describe = ("from flows.users_report.flows import flow; e = flow.executor; "
-                "print(type(e).__name__, *(getattr(e, k) for k in ('scheduler', 'dask_config', "
-                "'address', 'worker_wait') if getattr(e, k, None)))")
+    describe = (
+        "from flows.users_report.flows import flow; e = flow.executor; "
+        "print(type(e).__name__, *(getattr(e, k) for k in ('scheduler', 'dask_config', "
+        "'address', 'worker_wait') if getattr(e, k, None)))"
+    )
     result = run_module(["-c", describe], {"DASK_ADDRESS": address, "DASK_WORKER_WAIT": "5"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == executor

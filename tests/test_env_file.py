@@ -1,5 +1,6 @@
 """`make up`'s first step writes `.env` from `.env.example`: a fresh secret, never on a
 command line (another user's `ps` shows every process's arguments)."""
+
 import os
 import re
 import shutil
@@ -17,11 +18,18 @@ def test_env_is_written_private_with_a_fresh_secret_kept_off_command_lines(tmp_p
     # Every awk the Makefile runs writes its arguments down first.
     spy, argv_log = tmp_path / "bin", tmp_path / "awk-argv"
     spy.mkdir()
-    (spy / "awk").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {argv_log}\nexec {shutil.which("awk")} "$@"\n')
+    (spy / "awk").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" >> {argv_log}\nexec {shutil.which("awk")} "$@"\n'
+    )
     (spy / "awk").chmod(0o755)
 
-    result = subprocess.run(["make", "--no-print-directory", ".env"], cwd=checkout, capture_output=True, text=True,
-                            env={**os.environ, "PATH": f"{spy}:{os.environ['PATH']}"})
+    result = subprocess.run(
+        ["make", "--no-print-directory", ".env"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{spy}:{os.environ['PATH']}"},
+    )
 
     assert result.returncode == 0, result.stderr
     env = (checkout / ".env").read_text()

@@ -1,13 +1,15 @@
 """Every package under flows/ is a flow the stack deploys: a copy of the checkout with a
 second, small flow ("Greeting": one secret, one run at once, its own memory limit),
 through register.py, the stand-in and the agent as agent/start.py builds it."""
+
 import shutil
 from pathlib import Path
 
 import prefect
 import pytest
 
-from tests.support import ROOT, run_module as run_program, users_report_entry
+from tests.support import ROOT, users_report_entry
+from tests.support import run_module as run_program
 from tests.support.agent_runs import agent_polls, client, run_container_here, run_module, states_of
 
 GREETING_FLOWS = '''"""A flow of a second team: writes its secret word into the reports folder."""
@@ -28,11 +30,11 @@ def greet(word):
 with Flow("Greeting") as flow:
     greet(PrefectSecret("GREETING_WORD"))
 '''
-GREETING_DEPLOYMENT = '''MAX_RUNNING = 1
+GREETING_DEPLOYMENT = """MAX_RUNNING = 1
 MEMORY_LIMIT = "300m"
 SECRETS = ["GREETING_WORD"]
 ALERTS = False
-'''
+"""
 SECRET = "s3cret-word"
 
 
@@ -40,8 +42,11 @@ SECRET = "s3cret-word"
 def checkout(tmp_path):
     """A copy of this checkout with flows/greeting/ added."""
     copy = tmp_path / "checkout"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "__pycache__", ".pytest_cache", "reports", "backups"))
+    shutil.copytree(
+        ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "reports", "backups"),
+    )
     (copy / "flows" / "greeting").mkdir()
     (copy / "flows" / "greeting" / "__init__.py").write_text("")
     (copy / "flows" / "greeting" / "flows.py").write_text(GREETING_FLOWS)
@@ -52,9 +57,14 @@ def checkout(tmp_path):
 @pytest.fixture
 def env_of(stack_env, tmp_path):
     """The stack's environment for programs of `checkout`, its secrets file holding `secrets`."""
+
     def env(checkout: Path, secrets=f"# the flows' secrets\nGREETING_WORD={SECRET}\n"):
         (tmp_path / "flow-secrets.env").write_text(secrets)
-        return {**stack_env, "PYTHONPATH": str(checkout), "FLOW_SECRETS_FILE": str(tmp_path / "flow-secrets.env")}
+        return {
+            **stack_env,
+            "PYTHONPATH": str(checkout),
+            "FLOW_SECRETS_FILE": str(tmp_path / "flow-secrets.env"),
+        }
 
     return env
 
@@ -68,7 +78,9 @@ def dry_run(checkout: Path, env: dict) -> dict:
 
 
 def tags(checkout: Path, env: dict) -> dict:
-    return {name: flow["serialized_flow"]["storage"]["image_tag"] for name, flow in dry_run(checkout, env).items()}
+    return {
+        name: flow["serialized_flow"]["storage"]["image_tag"] for name, flow in dry_run(checkout, env).items()
+    }
 
 
 def test_every_package_is_in_the_dry_run_with_a_version_of_its_own(checkout, env_of, stack_env):
@@ -109,13 +121,17 @@ def test_a_bad_declaration_or_flow_name_fails_in_one_line(checkout, env_of):
     env = env_of(checkout)
     result = run_program([str(checkout / "register.py"), "--dry-run", "--flow", "greting"], env)
     assert result.returncode == 2
-    assert result.stderr == ("error: FLOW='greting' is not a flow package: use one of greeting, "
-                             "users_report (folders under flows/)\n")
+    assert result.stderr == (
+        "error: FLOW='greting' is not a flow package: use one of greeting, "
+        "users_report (folders under flows/)\n"
+    )
     (checkout / "flows" / "greeting" / "deployment.py").write_text('MEMORY_LIMIT = "lots"\n')
     result = run_program([str(checkout / "register.py"), "--dry-run"], env)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == ("error: flows/greeting/deployment.py: MEMORY_LIMIT='lots' is not allowed: "
-                             "use Docker's form of at least 6 MiB, such as 512m or 2g\n")
+    assert result.stderr == (
+        "error: flows/greeting/deployment.py: MEMORY_LIMIT='lots' is not allowed: "
+        "use Docker's form of at least 6 MiB, such as 512m or 2g\n"
+    )
 
 
 def created_for(standin, env, polls=2) -> dict:
@@ -124,7 +140,9 @@ def created_for(standin, env, polls=2) -> dict:
 
 
 def flow_id(standin, name):
-    (flow,) = [flow for flow in standin.tables["flow"].values() if flow["name"] == name and not flow["archived"]]
+    (flow,) = [
+        flow for flow in standin.tables["flow"].values() if flow["name"] == name and not flow["archived"]
+    ]
     return flow["id"]
 
 
@@ -140,12 +158,15 @@ def test_both_flows_register_once_and_run_each_with_only_its_own_secret(checkout
     assert sorted(flow["name"] for flow in standin.tables["flow"].values()) == ["Greeting", "Users report"]
     # Alerts for every flow but the one whose package turns them off.
     groups = {flow["version_group_id"]: flow["name"] for flow in standin.tables["flow"].values()}
-    assert [groups[hook["version_group_id"]] for hook in standin.tables["cloud_hook"].values()] == ["Users report"]
+    assert [groups[hook["version_group_id"]] for hook in standin.tables["cloud_hook"].values()] == [
+        "Users report"
+    ]
 
     with client(standin):
         greeting = prefect.Client().create_flow_run(flow_id=flow_id(standin, "Greeting"))
-        report = prefect.Client().create_flow_run(flow_id=flow_id(standin, "Users report"),
-                                                  parameters={"n_users": 7})
+        report = prefect.Client().create_flow_run(
+            flow_id=flow_id(standin, "Users report"), parameters={"n_users": 7}
+        )
     created = created_for(standin, env)
     assert sorted(created) == ["Greeting", "Users report"]
     greeting_env, report_env = created["Greeting"]["environment"], created["Users report"]["environment"]
@@ -153,9 +174,9 @@ def test_both_flows_register_once_and_run_each_with_only_its_own_secret(checkout
     assert not [name for name in report_env if name.startswith("PREFECT__CONTEXT__SECRETS")]
     assert SECRET not in str(report_env)
     assert "RANDOMUSER_URL" in report_env and "RANDOMUSER_URL" not in greeting_env  # the report's own
-    assert created["Greeting"]["host_config"]["mem_limit"] == 300 * 2 ** 20
-    assert created["Users report"]["host_config"]["mem_limit"] == 2 * 2 ** 30
-    assert created["Users report"]["host_config"]["nano_cpus"] == 2 * 10 ** 9
+    assert created["Greeting"]["host_config"]["mem_limit"] == 300 * 2**20
+    assert created["Users report"]["host_config"]["mem_limit"] == 2 * 2**30
+    assert created["Users report"]["host_config"]["nano_cpus"] == 2 * 10**9
 
     for run_id, name in ((greeting, "Greeting"), (report, "Users report")):
         finished = run_container_here(created[name], env)
@@ -178,8 +199,10 @@ def test_a_flow_limited_to_one_run_runs_three_one_after_another(checkout, env_of
         waiting = [other for other in runs if other != run_id and other not in ended]
         for other in waiting:
             assert states_of(standin, other) == ["Scheduled"] or states_of(standin, other) == []
-            assert ("Waiting: Greeting runs at most 1 at once (MAX_RUNNING in flows/greeting/deployment.py); "
-                    "this run starts when one ends") in logs_of(standin, other)
+            assert (
+                "Waiting: Greeting runs at most 1 at once (MAX_RUNNING in flows/greeting/deployment.py); "
+                "this run starts when one ends"
+            ) in logs_of(standin, other)
         assert run_container_here(create, env).returncode == 0
         assert states_of(standin, run_id)[-1] == "Success"
         ended.append(run_id)
@@ -192,7 +215,9 @@ def test_a_missing_secret_fails_the_run_in_one_line_with_no_container(checkout, 
     with client(standin):
         run_id = prefect.Client().create_flow_run(flow_id=flow_id(standin, "Greeting"))
     assert agent_polls(env) == []
-    message = ("the secret GREETING_WORD of flows/greeting is not in the flows' secrets file "
-               "(FLOW_SECRETS_FILE, flow-secrets.env beside .env): add NAME=value there")
+    message = (
+        "the secret GREETING_WORD of flows/greeting is not in the flows' secrets file "
+        "(FLOW_SECRETS_FILE, flow-secrets.env beside .env): add NAME=value there"
+    )
     (run,) = [run for run in standin.tables["flow_run"].values() if run["id"] == run_id]
     assert (run["state"], run["state_message"]) == ("Failed", message)

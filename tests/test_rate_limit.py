@@ -1,5 +1,6 @@
 """The users API's limit, scaled down from 20,000 users per 5 min to 4,000 per 5 s: runs
 pace themselves to it, share it, wait out a 429 and stop waiting at USERS_API_MAX_WAIT."""
+
 import json
 
 import pytest
@@ -10,8 +11,7 @@ from tests.conftest import finish, report_names, start_run
 from tests.test_users_report import expected_rows, read_csv
 
 LIMIT, WINDOW = 4000, 5
-SCALED_DOWN = {"USERS_API_LIMIT": LIMIT, "USERS_API_WINDOW": WINDOW, "PAGE_SIZE": 1000,
-               "HTTP_RETRIES": 0}
+SCALED_DOWN = {"USERS_API_LIMIT": LIMIT, "USERS_API_WINDOW": WINDOW, "PAGE_SIZE": 1000, "HTTP_RETRIES": 0}
 
 
 @pytest.fixture
@@ -41,8 +41,11 @@ def run_pages(api: DemoUsersAPI) -> list:
 
 def test_fake_api_limits_each_client_like_the_real_one(limited_api):
     def ask(results, page=1):
-        return requests.get(limited_api.url, timeout=10,
-                            params={"results": results, "format": "csv", "seed": "s", "page": page})
+        return requests.get(
+            limited_api.url,
+            timeout=10,
+            params={"results": results, "format": "csv", "seed": "s", "page": page},
+        )
 
     assert ask(6000).text.count("\n") == 2  # out of 1..5000: one user, not 5,000
     assert ask(20_000, page=10_001).text == ask(1).text  # out of 1..10,000: page 1
@@ -51,7 +54,8 @@ def test_fake_api_limits_each_client_like_the_real_one(limited_api):
     assert refused.status_code == 429
     assert refused.headers["Content-Type"] == "application/json"
     assert json.loads(refused.text)["error"].startswith(
-        "Whoa, ease up there cowboy. You've requested 4000 users in the last minute.")
+        "Whoa, ease up there cowboy. You've requested 4000 users in the last minute."
+    )
     assert limited_api.rejected == 1
 
 
@@ -71,8 +75,9 @@ def test_a_big_run_paces_itself_and_gets_every_user(limited_api, reports_dir):
 
 
 def test_a_run_that_meets_a_spent_window_waits_it_out(spent_api, reports_dir):
-    result = finish(start_run(spent_api.url, reports_dir, 500,
-                              **{**SCALED_DOWN, "USERS_API_WINDOW": SPENT_WINDOW}))
+    result = finish(
+        start_run(spent_api.url, reports_dir, 500, **{**SCALED_DOWN, "USERS_API_WINDOW": SPENT_WINDOW})
+    )
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert spent_api.rejected == 1  # one 429, then a wait, not a failure nor a retry
@@ -95,14 +100,25 @@ def test_two_runs_on_one_reports_folder_share_the_budget(limited_api, reports_di
     assert all(len(read_csv(reports_dir / name)[1]) == 6000 for name in reports)
 
 
-@pytest.mark.parametrize("api, n_users, settings, message", [
-    ("limited_api", 12_345, {"USERS_API_MAX_WAIT": 10},
-     "12,345 users at 4,000 users per 5 s need at least 15 s of waiting, "
-     "more than USERS_API_MAX_WAIT=10 s allows"),
-    ("spent_api", 500, {"USERS_API_MAX_WAIT": 2, "USERS_API_WINDOW": SPENT_WINDOW},
-     "users API limit reached (429) for page 1: waiting 10 s more would take "
-     "this run past USERS_API_MAX_WAIT=2 s (4,000 users per 10 s)"),
-])
+@pytest.mark.parametrize(
+    "api, n_users, settings, message",
+    [
+        (
+            "limited_api",
+            12_345,
+            {"USERS_API_MAX_WAIT": 10},
+            "12,345 users at 4,000 users per 5 s need at least 15 s of waiting, "
+            "more than USERS_API_MAX_WAIT=10 s allows",
+        ),
+        (
+            "spent_api",
+            500,
+            {"USERS_API_MAX_WAIT": 2, "USERS_API_WINDOW": SPENT_WINDOW},
+            "users API limit reached (429) for page 1: waiting 10 s more would take "
+            "this run past USERS_API_MAX_WAIT=2 s (4,000 users per 10 s)",
+        ),
+    ],
+)
 def test_waiting_longer_than_allowed_fails_the_run_with_one_line(
     api, n_users, settings, message, request, reports_dir
 ):

@@ -3,14 +3,14 @@ scheduler makes runs, the real DockerAgent (fake Docker client) claims them, and
 container's command, `prefect execute flow-run`, runs here with the container's
 environment. Only Prefect Server and the Docker engine are replaced.
 """
+
 import csv
-import json
-from collections import Counter
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pendulum
@@ -18,15 +18,23 @@ import prefect
 import pytest
 
 from stack.catalog import FlowPackage
-
-FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
 from tests.conftest import report_names
 from tests.support import ROOT, free_port, users_report_entry
 from tests.support.agent_runs import (
-    adhoc_run, agent_polls, client, only_flow, register, run_container_here, run_module,
-    start_container_here, states_of, task_runs,
+    adhoc_run,
+    agent_polls,
+    client,
+    only_flow,
+    register,
+    run_container_here,
+    run_module,
+    start_container_here,
+    states_of,
+    task_runs,
 )
 from tests.support.webhook_receiver import WebhookReceiver
+
+FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
 
 
 def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env):
@@ -47,8 +55,14 @@ def test_register_creates_tenant_project_and_one_flow_version(standin, stack_env
     registrations = [op for op in standin.operations if op[1] == ["create_flow_from_compressed_string"]]
     assert len(registrations) == 1
     assert {task["slug"] for task in standin.tables["task"].values()} == {
-        "n_users", "plan_pages-1", "download_data-1", "parse_data-1", "save_report-1",
-        "remove_staging-1", "remove_old_reports-1"}
+        "n_users",
+        "plan_pages-1",
+        "download_data-1",
+        "parse_data-1",
+        "save_report-1",
+        "remove_staging-1",
+        "remove_old_reports-1",
+    }
 
     changed = {**stack_env, "SCHEDULE_N_USERS": "25"}
     register(changed)
@@ -67,7 +81,8 @@ def test_registering_schedules_the_next_runs_with_the_schedules_users(standin, s
     assert all(run["parameters"] == {"n_users": 10} and run["state"] == "Scheduled" for run in runs)
     assert all(run["labels"] == ["users-report"] for run in runs)
     assert [pendulum.parse(run["scheduled_start_time"]) for run in runs[:5]] == [
-        pendulum.parse(when) for when in dry_run["next_runs"]]
+        pendulum.parse(when) for when in dry_run["next_runs"]
+    ]
 
     only_flow(standin)["is_schedule_active"] = False
     standin.tables["flow_run"].clear()
@@ -83,8 +98,11 @@ def test_adhoc_run_goes_from_the_client_through_the_agent_to_a_report(standin, s
     run = standin.tables["flow_run"][run_id]
     assert run["state"] == "Success", run["state_message"]
     assert states_of(standin, run_id) == ["Submitted", "Running", "Success"]
-    assert all(task_run["state"] == "Success" for key, task_run in task_runs(standin, run_id).items()
-               if key[0] != "download_data-1" or key[1] >= 0)
+    assert all(
+        task_run["state"] == "Success"
+        for key, task_run in task_runs(standin, run_id).items()
+        if key[0] != "download_data-1" or key[1] >= 0
+    )
     messages = "\n".join(log["message"] for log in standin.tables["log"].values())
     assert "Dados salvos em report.csv com sucesso!" in messages
     (artifact,) = standin.tables["task_run_artifact"].values()
@@ -142,8 +160,7 @@ def test_a_run_waiting_for_the_users_api_limit_keeps_beating_and_succeeds(standi
 def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
     register(stack_env)
     with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
-                                                  labels=["another-office"])
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"], labels=["another-office"])
 
     assert agent_polls(stack_env) == []
     assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
@@ -151,8 +168,14 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
 
 
 def start_smoke(env, *args):
-    return subprocess.Popen([sys.executable, "-m", "tests.programs.smoke", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.programs.smoke", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_a_run(standin, seconds=60):
@@ -162,10 +185,13 @@ def wait_for_a_run(standin, seconds=60):
     assert standin.tables["flow_run"], "smoke created no run"
 
 
-@pytest.mark.parametrize("n_users, outcome", [
-    (23, "smoke passed: "),
-    (0, "smoke failed: the run ended Failed: n_users must be a whole number from 1 to 1,000,000"),
-])
+@pytest.mark.parametrize(
+    "n_users, outcome",
+    [
+        (23, "smoke passed: "),
+        (0, "smoke failed: the run ended Failed: n_users must be a whole number from 1 to 1,000,000"),
+    ],
+)
 def test_smoke_follows_a_run_through_agent_and_report(n_users, outcome, standin, stack_env):
     register(stack_env)
     smoke = start_smoke(stack_env, "--n-users", str(n_users))
@@ -220,6 +246,7 @@ def test_the_standin_refuses_what_it_does_not_know(standin):
 
 # ---- alerts: the server's cloud hook on the flow, posted to NOTIFY_WEBHOOK_URL -----------
 
+
 @pytest.fixture
 def receiver():
     hooks = WebhookReceiver()
@@ -228,8 +255,10 @@ def receiver():
 
 
 def our_hooks(standin):
-    return [(hook["type"], hook["states"], hook["config"]["url"])
-            for hook in standin.tables["cloud_hook"].values()]
+    return [
+        (hook["type"], hook["states"], hook["config"]["url"])
+        for hook in standin.tables["cloud_hook"].values()
+    ]
 
 
 def test_registering_leaves_exactly_one_alert_hook(standin, stack_env, receiver):
@@ -241,17 +270,22 @@ def test_registering_leaves_exactly_one_alert_hook(standin, stack_env, receiver)
     assert hook["version_group_id"] == only_flow(standin)["version_group_id"]
 
     register({**alerting, "NOTIFY_ON": "all"})
-    assert our_hooks(standin) == [("SLACK_WEBHOOK", ["CANCELLED", "FAILED", "SUCCESS", "TIMEDOUT"], receiver.url)]
+    assert our_hooks(standin) == [
+        ("SLACK_WEBHOOK", ["CANCELLED", "FAILED", "SUCCESS", "TIMEDOUT"], receiver.url)
+    ]
     register(stack_env)  # no URL: no alerts
     assert our_hooks(standin) == []
     output = "".join(result.stdout + result.stderr for result in [register(alerting)])
     assert receiver.url not in output and "secret" not in output
 
 
-@pytest.mark.parametrize("n_users, api_fault, message", [
-    (0, None, "n_users must be a whole number"),
-    (5, "500", "it answered 500 Internal Server Error"),
-])
+@pytest.mark.parametrize(
+    "n_users, api_fault, message",
+    [
+        (0, None, "n_users must be a whole number"),
+        (5, "500", "it answered 500 Internal Server Error"),
+    ],
+)
 def test_a_failed_run_posts_one_alert(n_users, api_fault, message, standin, stack_env, users_api, receiver):
     users_api.always = api_fault
     env = {**stack_env, "NOTIFY_WEBHOOK_URL": receiver.url}
@@ -293,14 +327,18 @@ def test_a_broken_receiver_changes_no_run(mode, standin, stack_env):
 
 # ---- a run whose container died: towel's zombie killer and lazarus, then the agent --------
 
+
 def kill_during_download(standin, run_id, create, env, finished=0) -> None:
     """Starts the container; once it is downloading a page, with `finished` pages done,
     kills all its processes."""
     container = start_container_here(create, env)
     deadline = time.monotonic() + 60
     while True:
-        downloads = [run["state"] for (slug, index), run in task_runs(standin, run_id).items()
-                     if slug == "download_data-1" and index >= 0]
+        downloads = [
+            run["state"]
+            for (slug, index), run in task_runs(standin, run_id).items()
+            if slug == "download_data-1" and index >= 0
+        ]
         if "Running" in downloads and downloads.count("Success") == finished:
             break
         assert container.poll() is None and time.monotonic() < deadline, container.communicate()
@@ -320,8 +358,11 @@ def test_a_run_whose_container_died_is_retried_in_a_new_container(standin, stack
     kill_during_download(standin, run_id, create, env, finished=2)
 
     assert standin.run_towel(heartbeat_older_than=0) == {"zombie_task_runs": 1, "rescheduled_flow_runs": 0}
-    assert sorted(run["state"] for (slug, index), run in task_runs(standin, run_id).items()
-                  if slug == "download_data-1" and index >= 0) == ["Retrying", "Success", "Success"]
+    assert sorted(
+        run["state"]
+        for (slug, index), run in task_runs(standin, run_id).items()
+        if slug == "download_data-1" and index >= 0
+    ) == ["Retrying", "Success", "Success"]
     time.sleep(3.5)  # the agent leaves a retry 3 s to the container that set it
     (create,) = agent_polls(env)
     result = run_container_here(create, env)
@@ -337,7 +378,9 @@ def test_a_run_whose_container_died_is_retried_in_a_new_container(standin, stack
     assert len(names) == 2 and names[0] == "report.csv" and names[1].endswith(f"-{run_id[:8]}.csv")
 
 
-def test_a_run_whose_container_died_without_retries_left_fails_and_alerts(standin, stack_env, users_api, receiver):
+def test_a_run_whose_container_died_without_retries_left_fails_and_alerts(
+    standin, stack_env, users_api, receiver
+):
     """The zombie killer fails the running download (no retries left); lazarus, finding no
     task run running or waiting, schedules the run again; the new container ends it Failed,
     saying why, and the server posts the alert."""

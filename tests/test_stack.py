@@ -3,6 +3,7 @@ register.py, Prefect's Docker storage and Prefect's DockerAgent (against a fake 
 
 The official server images cannot be pulled here, so nothing in this file starts one.
 """
+
 import json
 import re
 import shutil
@@ -16,10 +17,10 @@ import yaml
 from agent.start import CA_BUNDLE
 from stack.catalog import FlowPackage
 from stack.settings import FLOW_REPORTS_DIR
+from tests.conftest import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
+from tests.support import ROOT, run_module, users_report_entry
 
 FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
-from tests.support import ROOT, run_module, users_report_entry
-from tests.conftest import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
 
 
 def dry_run(env: dict) -> subprocess.CompletedProcess:
@@ -66,7 +67,9 @@ def test_register_stores_the_flow_as_a_script_in_the_project_image(config, regis
     assert re.fullmatch(r"[0-9a-f]{12}", storage["image_tag"])
     assert storage["registry_url"] is None
     assert storage["stored_as_script"] is True
-    assert storage["flows"] == {"Users report": FLOW_SCRIPT_IN_IMAGE} and storage["path"] == FLOW_SCRIPT_IN_IMAGE
+    assert (
+        storage["flows"] == {"Users report": FLOW_SCRIPT_IN_IMAGE} and storage["path"] == FLOW_SCRIPT_IN_IMAGE
+    )
     # The image copies flows/ into its working directory /app.
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "WORKDIR /app" in dockerfile and "COPY flows/ flows/" in dockerfile
@@ -90,9 +93,14 @@ def test_schedule_runs_daily_at_six_in_sao_paulo_with_ten_users(registered):
 
 
 def test_schedule_and_registry_follow_the_settings(config):
-    env = {**service_env(config, "register"), "SCHEDULE_CRON": "*/15 8-17 * * 1-5",
-           "SCHEDULE_TZ": "Europe/Lisbon", "SCHEDULE_N_USERS": "250",
-           "REGISTRY_URL": "registry.office.example:5000", "AGENT_LABEL": "office"}
+    env = {
+        **service_env(config, "register"),
+        "SCHEDULE_CRON": "*/15 8-17 * * 1-5",
+        "SCHEDULE_TZ": "Europe/Lisbon",
+        "SCHEDULE_N_USERS": "250",
+        "REGISTRY_URL": "registry.office.example:5000",
+        "AGENT_LABEL": "office",
+    }
     result = dry_run(env)
     assert result.returncode == 0, result.stderr
     registered = users_report_entry(result.stdout)
@@ -126,13 +134,16 @@ def test_the_flow_image_tag_follows_the_flows_code_not_the_demo_users_api(tmp_pa
     assert FlowPackage("users_report", tmp_path).version() != tag
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("SCHEDULE_CRON", "61 * * * *", "error: SCHEDULE_CRON='61 * * * *' is not a cron expression"),
-    ("SCHEDULE_CRON", "every day", "error: SCHEDULE_CRON='every day' is not a cron expression"),
-    ("SCHEDULE_TZ", "Mars/Olympus", "error: SCHEDULE_TZ='Mars/Olympus' is not a timezone"),
-    ("SCHEDULE_N_USERS", "0", "error: SCHEDULE_N_USERS='0' is not allowed: use a whole number from 1"),
-    ("NOTIFY_ON", "sometimes", "error: NOTIFY_ON='sometimes' is not allowed: use failed or all"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("SCHEDULE_CRON", "61 * * * *", "error: SCHEDULE_CRON='61 * * * *' is not a cron expression"),
+        ("SCHEDULE_CRON", "every day", "error: SCHEDULE_CRON='every day' is not a cron expression"),
+        ("SCHEDULE_TZ", "Mars/Olympus", "error: SCHEDULE_TZ='Mars/Olympus' is not a timezone"),
+        ("SCHEDULE_N_USERS", "0", "error: SCHEDULE_N_USERS='0' is not allowed: use a whole number from 1"),
+        ("NOTIFY_ON", "sometimes", "error: NOTIFY_ON='sometimes' is not allowed: use failed or all"),
+    ],
+)
 def test_bad_deployment_settings_fail_with_one_line(config, name, value, message):
     result = dry_run({**service_env(config, "register"), name: value})
     assert result.returncode == 2
@@ -184,8 +195,12 @@ def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config,
 
 
 def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
-    env = {**service_env(config, "agent"), "RANDOMUSER_URL": "http://users-api:8999/api/",
-           "PAGE_SIZE": "1000", "HTTP_RETRIES": ""}
+    env = {
+        **service_env(config, "agent"),
+        "RANDOMUSER_URL": "http://users-api:8999/api/",
+        "PAGE_SIZE": "1000",
+        "HTTP_RETRIES": "",
+    }
     probe = deploy_through_agent(env, registered)
     (create,) = [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
     assert create["environment"]["RANDOMUSER_URL"] == "http://users-api:8999/api/"
@@ -196,10 +211,22 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
 def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_network(config, compose_version):
     """`make agent` on another host: runs labelled for it, their image pulled from the
     registry, on its own network, talking to the API at the address it was given."""
-    settings = {"PREFECT_API_URL": "http://10.0.0.5:4200", "REGISTRY_URL": "registry.office.example:5000",
-                "HOST_REPORTS_DIR": "/data/site-b/reports", "AGENT_LABEL": "site-b", "PAGE_SIZE": "800"}
-    resolved = docker_compose(compose_version, "-f", str(ROOT / "agent" / "docker-compose.yml"),
-                              "--env-file", str(NO_ENV_FILE), "config", env=settings)
+    settings = {
+        "PREFECT_API_URL": "http://10.0.0.5:4200",
+        "REGISTRY_URL": "registry.office.example:5000",
+        "HOST_REPORTS_DIR": "/data/site-b/reports",
+        "AGENT_LABEL": "site-b",
+        "PAGE_SIZE": "800",
+    }
+    resolved = docker_compose(
+        compose_version,
+        "-f",
+        str(ROOT / "agent" / "docker-compose.yml"),
+        "--env-file",
+        str(NO_ENV_FILE),
+        "config",
+        env=settings,
+    )
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)
@@ -212,15 +239,24 @@ def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_networ
     assert calls["pull"][0] == [image] and calls["create_container"][0] == [image]
     create = calls["create_container"][1]
     assert create["networking_config"] == {"users-report-agent": {}}
-    assert create["host_config"]["binds"] == {"/data/site-b/reports": {"bind": FLOW_REPORTS_DIR, "mode": "rw"}}
+    assert create["host_config"]["binds"] == {
+        "/data/site-b/reports": {"bind": FLOW_REPORTS_DIR, "mode": "rw"}
+    }
     assert create["environment"]["PREFECT__CLOUD__API"] == "http://10.0.0.5:4200"
     assert create["environment"]["PAGE_SIZE"] == "800"
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("PAGE_SIZE", "0", "error: PAGE_SIZE='0' is not allowed: use a whole number from 1 to 5000"),
-    ("HOST_REPORTS_DIR", "reports", "error: HOST_REPORTS_DIR must be an absolute path on the Docker host"),
-])
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("PAGE_SIZE", "0", "error: PAGE_SIZE='0' is not allowed: use a whole number from 1 to 5000"),
+        (
+            "HOST_REPORTS_DIR",
+            "reports",
+            "error: HOST_REPORTS_DIR must be an absolute path on the Docker host",
+        ),
+    ],
+)
 def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, message):
     env = {**service_env(config, "agent"), setting: value, "APOLLO_WAIT_SECONDS": "1"}
     result = run_module(["-m", "agent.start"], env)
@@ -228,19 +264,31 @@ def test_agent_refuses_bad_settings_before_it_starts(config, setting, value, mes
     assert result.stderr.strip().splitlines()[-1].startswith(message)
 
 
-def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(config, compose_version,
-                                                                               standin, tmp_path):
+def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(
+    config, compose_version, standin, tmp_path
+):
     """`make agent` against the server's proxy (docs/scaling.md): API_TOKEN becomes
     Prefect's API key, which the agent's client sends and hands to every flow container;
     the CA bundle is bound into the agent and its flow containers, and requests trusts it."""
     standin.execute('mutation { create_tenant(input: {name: "default", slug: "default"}) { id } }')
     bundle = tmp_path / "ca-bundle.pem"
     bundle.write_text("")
-    settings = {"PREFECT_API_URL": standin.url, "REGISTRY_URL": "registry.office.example:5000",
-                "HOST_REPORTS_DIR": "/data/site-b/reports", "API_TOKEN": "machine-token",
-                "HOST_CA_BUNDLE": str(bundle)}
-    resolved = docker_compose(compose_version, "-f", str(ROOT / "agent" / "docker-compose.yml"),
-                              "--env-file", str(NO_ENV_FILE), "config", env=settings)
+    settings = {
+        "PREFECT_API_URL": standin.url,
+        "REGISTRY_URL": "registry.office.example:5000",
+        "HOST_REPORTS_DIR": "/data/site-b/reports",
+        "API_TOKEN": "machine-token",
+        "HOST_CA_BUNDLE": str(bundle),
+    }
+    resolved = docker_compose(
+        compose_version,
+        "-f",
+        str(ROOT / "agent" / "docker-compose.yml"),
+        "--env-file",
+        str(NO_ENV_FILE),
+        "config",
+        env=settings,
+    )
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     assert f"{bundle}:{CA_BUNDLE}:ro" in agent_config["services"]["agent"]["volumes"]

@@ -3,6 +3,7 @@ inputs, or Quick Run), or start one from a terminal with Prefect's own CLI. The 
 operations (tests/support/ui_operations.py) and the CLI are replayed against the API
 stand-in; the real DockerAgent claims the runs and their containers' command runs here.
 """
+
 import csv
 import subprocess
 import sys
@@ -13,8 +14,8 @@ import pytest
 
 from flows.users_report.utils import INPUTS
 from tests.support import ROOT
-from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 from tests.support.agent_runs import agent_polls, only_flow, register, run_container_here, task_runs
+from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
 
 
 def flow_page(standin) -> dict:
@@ -80,25 +81,44 @@ def test_a_misspelt_input_fails_the_run_by_name_before_any_download(standin, sta
 
     assert run["state"] == "Failed"
     assert task_runs(standin, run_id)[("plan_pages-1", -1)]["state_message"] == (
-        "unknown input 'n_user': the flow takes n_users (a whole number from 1 to 1,000,000)")
+        "unknown input 'n_user': the flow takes n_users (a whole number from 1 to 1,000,000)"
+    )
     assert users_api.requests == []
 
 
 def prefect_cli(env, *args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "prefect", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_prefects_cli_lists_and_runs_the_flow(standin, stack_env, users_api):
     register(stack_env)
-    listings = {what: prefect_cli(stack_env, "get", what).communicate(timeout=60)[0]
-                for what in ("flows", "projects", "flow-runs")}
+    listings = {
+        what: prefect_cli(stack_env, "get", what).communicate(timeout=60)[0]
+        for what in ("flows", "projects", "flow-runs")
+    }
     assert "Users report  1" in listings["flows"] and "Data office" in listings["flows"]
     assert listings["projects"].splitlines()[1].split()[:3] == ["Data", "office", "1"]
     assert listings["flow-runs"].count("Scheduled") == 10  # the schedule's next runs
 
-    watch = prefect_cli(stack_env, "run", "--name", "Users report", "--project", "Data office",
-                        "--param", "n_users=5", "--watch")
+    watch = prefect_cli(
+        stack_env,
+        "run",
+        "--name",
+        "Users report",
+        "--project",
+        "Data office",
+        "--param",
+        "n_users=5",
+        "--watch",
+    )
     deadline = time.monotonic() + 60
     while not (adhoc := [run for run in standin.tables["flow_run"].values() if not run["auto_scheduled"]]):
         assert time.monotonic() < deadline, "prefect run created no run"

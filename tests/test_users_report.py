@@ -1,4 +1,5 @@
 """End-to-end runs of the "Users report" flow against the fake users API on loopback."""
+
 import csv
 import os
 import time
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import closed_port_url, finish, report_names, start_run
 from demo.users_api import COLUMNS, users_csv
+from tests.conftest import closed_port_url, finish, report_names, start_run
 
 MESSAGES = (
     "Dados baixados com sucesso!",
@@ -135,7 +136,7 @@ def test_burst_of_503_is_retried_until_it_succeeds(run_pipeline, users_api, repo
         ("slow", {"HTTP_TIMEOUT": "0.2"}, "no answer within 0.2 s", 3),
         ("cut", {}, "the answer was cut off after", 3),
         ("empty", {}, "the answer was empty", 3),
-        ("404", {}, "it answered 404 Not Found: {\"error\": \"fake users API answers 404", 1),
+        ("404", {}, 'it answered 404 Not Found: {"error": "fake users API answers 404', 1),
         ("ragged", {}, "is truncated or malformed: user 20 has no nat", 1),
         ("short", {}, "has 19 users where 20 were asked for", 1),
         ("headerless", {}, "has no CSV header with the API's columns", 1),
@@ -241,8 +242,10 @@ def test_a_successful_run_removes_only_its_flows_old_reports(keep_days, run_pipe
     assert not dead_run.exists()
     assert old_report.exists() == (keep_days == "0")
     removed = sorted([old_report.name] * (keep_days == "30") + [dead_run.name])
-    assert f"Removed {len(removed)} old files (REPORTS_KEEP_DAYS={keep_days}): {', '.join(removed)}" \
+    assert (
+        f"Removed {len(removed)} old files (REPORTS_KEEP_DAYS={keep_days}): {', '.join(removed)}"
         in result.stdout + result.stderr
+    )
 
 
 def test_a_failed_run_removes_no_report(run_pipeline, reports_dir):

@@ -1,5 +1,6 @@
 """Reading settings from the environment: a bad value stops the program with one line
 naming the variable, the value and what is allowed."""
+
 import os
 
 

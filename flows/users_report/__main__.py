@@ -3,6 +3,7 @@
 Prints the report's path and exits 0, or prints one line saying why the run failed and
 exits 1.
 """
+
 import argparse
 import sys
 

@@ -1,4 +1,5 @@
 """The "Users report" flow: download random users, parse them, save them as a CSV report."""
+
 from typing import Optional
 
 import prefect
@@ -19,13 +20,14 @@ from flows.users_report.tasks import (
 )
 from flows.users_report.utils import staging_dir
 
+
 def first_failure(flow: Flow, task_states: dict) -> Optional[str]:
     """The message of the first task that failed by itself (not because an upstream did)."""
     for task in flow.sorted_tasks():
         task_state = task_states.get(task)
         if task_state is None:
             continue
-        for attempt in (task_state.map_states if task_state.is_mapped() else [task_state]):
+        for attempt in task_state.map_states if task_state.is_mapped() else [task_state]:
             if attempt.is_failed() and not isinstance(attempt, TriggerFailed):
                 return attempt.message
     return None
@@ -35,8 +37,13 @@ def first_failure_on_server() -> Optional[str]:
     """The same, asked of the server: a run it started keeps no task states in its result.
     The first to fail by end time (the server keeps no start time for a Failed state)."""
     where = {"flow_run_id": {"_eq": prefect.context.flow_run_id}, "state": {"_eq": "Failed"}}
-    query = {"query": {with_args("task_run", {
-        "where": where, "order_by": {"end_time": EnumValue("asc")}, "limit": 1}): {"state_message"}}}
+    query = {
+        "query": {
+            with_args("task_run", {"where": where, "order_by": {"end_time": EnumValue("asc")}, "limit": 1}): {
+                "state_message"
+            }
+        }
+    }
     try:
         failed = prefect.Client().graphql(query).data.task_run
     except Exception:  # the API is down: the run ends with Prefect's own message
@@ -63,9 +70,11 @@ def result_location(task_full_name: str, **_context) -> str:
     return f"{staging_dir(SETTINGS.reports_dir).name}/results/{task_full_name}.prefect"
 
 
-with Flow("Users report", state_handlers=[say_why],
-          result=LocalResult(str(SETTINGS.reports_dir), validate_dir=False,
-                             location=result_location)) as flow:
+with Flow(
+    "Users report",
+    state_handlers=[say_why],
+    result=LocalResult(str(SETTINGS.reports_dir), validate_dir=False, location=result_location),
+) as flow:
     n_users = Parameter("n_users", default=10)
     pages = plan_pages(n_users)
     report = save_report(parse_data(download_data.map(pages)))
@@ -90,8 +99,10 @@ class ClusterExecutor(DaskExecutor):
         try:
             self.client.wait_for_workers(1, timeout=self.worker_wait)
         except TimeoutError:
-            raise RuntimeError(f"no Dask worker joined the scheduler at {self.address} within "
-                               f"{self.worker_wait:g} s (DASK_WORKER_WAIT)") from None
+            raise RuntimeError(
+                f"no Dask worker joined the scheduler at {self.address} within "
+                f"{self.worker_wait:g} s (DASK_WORKER_WAIT)"
+            ) from None
 
 
 if SETTINGS.dask_address:

@@ -8,6 +8,7 @@ locked while it is read and written. The ledger keeps the users asked for during
 window: counted over a sliding window, no fixed window of the API's, whatever its phase,
 sees more than the budget. It also keeps the end of a pause after a 429.
 """
+
 import fcntl
 import json
 import os

@@ -1,5 +1,6 @@
 """Pages of users: what one request to the users API asks for, and how a downloaded page
 is checked and joined into the report."""
+
 import csv
 import os
 from dataclasses import dataclass

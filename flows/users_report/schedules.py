@@ -3,6 +3,7 @@
 SCHEDULE_CRON, SCHEDULE_TZ and SCHEDULE_N_USERS come from the register step's environment;
 a bad one stops registration with one line saying what is wrong.
 """
+
 import pendulum
 from pendulum.tz.zoneinfo.exceptions import ZoneinfoError
 from prefect.schedules import Schedule
@@ -21,8 +22,7 @@ def build_schedule() -> Schedule:
         timezone = pendulum.timezone(zone)
     except (ValueError, ZoneinfoError):
         raise ValueError(
-            f"SCHEDULE_TZ={zone!r} is not a timezone: use an IANA name "
-            "such as America/Sao_Paulo or UTC"
+            f"SCHEDULE_TZ={zone!r} is not a timezone: use an IANA name such as America/Sao_Paulo or UTC"
         ) from None
     try:
         clock = CronClock(

@@ -4,6 +4,7 @@ Pages travel between tasks as files in the run's staging folder, never as task r
 Prefect keeps every result in memory until the run ends, and a million users would not fit.
 The results themselves are small (which pages, where), kept in the staging folder too.
 """
+
 import os
 import re
 import shutil
@@ -54,8 +55,7 @@ def _session() -> requests.Session:
 
 
 def _budget() -> Budget:
-    return Budget(SETTINGS.users_api_limit, SETTINGS.users_api_window,
-                  SETTINGS.reports_dir / LEDGER_NAME)
+    return Budget(SETTINGS.users_api_limit, SETTINGS.users_api_window, SETTINGS.reports_dir / LEDGER_NAME)
 
 
 def _limit_text() -> str:
@@ -128,19 +128,14 @@ def _fetch(page: Page) -> bool:
     params = {"results": page.page_size, "format": "csv", "seed": page.seed, "page": page.number}
     where = f"page {page.number} from the users API at {url}"
     try:
-        with _session().get(
-            url, params=params, timeout=SETTINGS.http_timeout, stream=True
-        ) as response:
+        with _session().get(url, params=params, timeout=SETTINGS.http_timeout, stream=True) as response:
             status = f"{response.status_code} {response.reason}"
             if response.status_code == 429:
                 return False
             if response.status_code >= 500:
                 raise signals.FAIL(f"could not download {where}: it answered {status}")
             if response.status_code >= 400:
-                fail_now(
-                    f"could not download {where}: it answered {status}: "
-                    f"{response.text.strip()[:300]}"
-                )
+                fail_now(f"could not download {where}: it answered {status}: {response.text.strip()[:300]}")
             with open(page.path, "wb") as out:
                 for chunk in response.iter_content(CHUNK_BYTES):
                     out.write(chunk)
@@ -154,8 +149,7 @@ def _fetch(page: Page) -> bool:
         raise signals.FAIL(f"could not download {where}: {exc}") from None
     if expected is not None and int(expected) != received:
         raise signals.FAIL(
-            f"could not download {where}: the answer was cut off "
-            f"after {received} of {expected} bytes"
+            f"could not download {where}: the answer was cut off after {received} of {expected} bytes"
         )
     if received == 0:
         raise signals.FAIL(f"could not download {where}: the answer was empty")
@@ -209,12 +203,15 @@ def _timing(pages: List[PageSummary]) -> str:
     waits = [summary.waited for summary in pages if summary.waited]
     if not waits:
         return f"Took {took}, with no wait for the users API's limit."
-    return (f"Took {took}; {len(waits)} of {len(pages)} pages waited for "
-            f"the users API's limit ({_limit_text()}), the longest {duration(max(waits))}.")
+    return (
+        f"Took {took}; {len(waits)} of {len(pages)} pages waited for "
+        f"the users API's limit ({_limit_text()}), the longest {duration(max(waits))}."
+    )
 
 
-def _summary_markdown(name: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter,
-                      timing: str) -> str:
+def _summary_markdown(
+    name: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter, timing: str
+) -> str:
     def table(title: str, counts: Counter) -> str:
         lines = [f"| {title} | users |", "| --- | ---: |"]
         lines += [f"| {key} | {count} |" for key, count in sorted(counts.items())]
@@ -258,8 +255,7 @@ def save_report(pages: List[PageSummary]) -> str:
     rows = sum(summary.rows for summary in pages)
     by_nat = sum((Counter(summary.by_nat) for summary in pages), Counter())
     by_gender = sum((Counter(summary.by_gender) for summary in pages), Counter())
-    markdown = _summary_markdown(name, rows, len(pages[0].columns), by_nat, by_gender,
-                                 _timing(pages))
+    markdown = _summary_markdown(name, rows, len(pages[0].columns), by_nat, by_gender, _timing(pages))
     log(f"Dados salvos em report.csv com sucesso!\n{report}\n{markdown}")
     create_markdown_artifact(markdown)
     return str(report)
@@ -306,6 +302,7 @@ def remove_old_reports() -> List[str]:
             continue
         removed.append(path.name)
     if removed:
-        log(f"Removed {len(removed)} old files (REPORTS_KEEP_DAYS={keep_days}): "
-            + ", ".join(sorted(removed)))
+        log(
+            f"Removed {len(removed)} old files (REPORTS_KEEP_DAYS={keep_days}): " + ", ".join(sorted(removed))
+        )
     return removed

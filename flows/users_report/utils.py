@@ -1,4 +1,5 @@
 """Helpers shared by the tasks of the "Users report" flow."""
+
 import re
 from pathlib import Path
 

@@ -11,6 +11,7 @@ each operation does is in api.py, the HTTP side in server.py.
 
     python -m tests.prefect_api_standin --host 0.0.0.0 --port 4200 --lifetime 900
 """
+
 from tests.prefect_api_standin.api import PrefectAPIStandIn
 
 __all__ = ["PrefectAPIStandIn"]

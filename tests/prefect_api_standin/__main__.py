@@ -1,4 +1,5 @@
 """Serves the stand-in: `python -m tests.prefect_api_standin --port 4200`."""
+
 import argparse
 import json
 import signal
@@ -13,9 +14,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4200)
     parser.add_argument("--lifetime", type=float, default=900.0, help="seconds before it stops")
-    parser.add_argument("--state-file", type=Path,
-                        help="keep the tables here across restarts, as the real server keeps "
-                             "them in Postgres: loaded at start, written when stopped")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep the tables here across restarts, as the real server keeps "
+        "them in Postgres: loaded at start, written when stopped",
+    )
     args = parser.parse_args()
     standin = PrefectAPIStandIn()
     if args.state_file and args.state_file.exists():

@@ -2,6 +2,7 @@
 for every query and mutation, as Prefect Server 0.15.9 answers it: the queries and the
 tenants here, projects and flows in flows.py, runs in runs.py, cloud hooks in hooks.py;
 towel's recovery of runs in towel.py; the tables in tables.py."""
+
 import json
 import threading
 
@@ -34,8 +35,7 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         if isinstance(variables, str):
             variables = json.loads(variables or "null")
         with self.lock:
-            result = graphql_sync(self.schema, query, root_value=self._root,
-                                  variable_values=variables or {})
+            result = graphql_sync(self.schema, query, root_value=self._root, variable_values=variables or {})
             if not result.errors:
                 for definition in parse(query).definitions:
                     fields = [s.name.value for s in definition.selection_set.selections]
@@ -110,4 +110,3 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
     def _tenant(self, tenant_id):
         if tenant_id not in self.tables["tenant"]:
             raise GraphQLError(f"stand-in: no tenant {tenant_id}")
-

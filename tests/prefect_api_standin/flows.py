@@ -1,5 +1,6 @@
 """What the stand-in does with projects, flows and their schedules, as PrefectHQ/server
 0f74a9a's graphql/flows.py and api/flows.py do."""
+
 import uuid
 
 import pendulum
@@ -32,35 +33,61 @@ class Flows:
             raise GraphQLError(f"stand-in: no project {input['project_id']}")
         group_id = input.get("version_group_id")
         if not group_id:
-            named = self.select("flow", {"project_id": {"_eq": project["id"]},
-                                         "name": {"_eq": serialized["name"]}},
-                                order_by={"created": "desc"}, limit=1)
+            named = self.select(
+                "flow",
+                {"project_id": {"_eq": project["id"]}, "name": {"_eq": serialized["name"]}},
+                order_by={"created": "desc"},
+                limit=1,
+            )
             group_id = named[0]["version_group_id"] if named else str(uuid.uuid4())
         key = input.get("idempotency_key")
         group = next((g for g in self.tables["flow_group"].values() if g["name"] == group_id), None)
         if group is None:
-            group = self.insert("flow_group", name=group_id, labels=None, default_parameters={},
-                                schedule=None, run_config=None, description=None,
-                                settings={"heartbeat_enabled": True, "lazarus_enabled": True,
-                                          "version_locking_enabled": False,
-                                          "idempotency_key": key})
+            group = self.insert(
+                "flow_group",
+                name=group_id,
+                labels=None,
+                default_parameters={},
+                schedule=None,
+                run_config=None,
+                description=None,
+                settings={
+                    "heartbeat_enabled": True,
+                    "lazarus_enabled": True,
+                    "version_locking_enabled": False,
+                    "idempotency_key": key,
+                },
+            )
         else:
-            current = self.select("flow", {"version_group_id": {"_eq": group_id},
-                                           "archived": {"_eq": False}},
-                                  order_by={"version": "desc"}, limit=1)
+            current = self.select(
+                "flow",
+                {"version_group_id": {"_eq": group_id}, "archived": {"_eq": False}},
+                order_by={"version": "desc"},
+                limit=1,
+            )
             if key and group["settings"].get("idempotency_key") == key and current:
                 return {"id": current[0]["id"]}
             group["settings"]["idempotency_key"] = key
         versions = [flow for flow in self.tables["flow"].values() if flow["version_group_id"] == group_id]
         flow = self.insert(
-            "flow", name=serialized["name"], version=max((f["version"] for f in versions), default=0) + 1,
-            version_group_id=group_id, flow_group_id=group["id"],
-            project_id=project["id"], archived=False, is_schedule_active=False,
+            "flow",
+            name=serialized["name"],
+            version=max((f["version"] for f in versions), default=0) + 1,
+            version_group_id=group_id,
+            flow_group_id=group["id"],
+            project_id=project["id"],
+            archived=False,
+            is_schedule_active=False,
             schedule=serialized.get("schedule"),
-            parameters=serialized.get("parameters"), storage=serialized.get("storage"),
-            environment=serialized.get("environment"), run_config=serialized.get("run_config"),
-            core_version=serialized.get("__version__"), serialized_flow=serialized,
-            description=input.get("description"), settings=group["settings"])
+            parameters=serialized.get("parameters"),
+            storage=serialized.get("storage"),
+            environment=serialized.get("environment"),
+            run_config=serialized.get("run_config"),
+            core_version=serialized.get("__version__"),
+            serialized_flow=serialized,
+            description=input.get("description"),
+            settings=group["settings"],
+        )
         for old in versions:
             if not old["archived"]:
                 self.archive_flow(old)
@@ -79,7 +106,9 @@ class Flows:
                 continue
             if run["auto_scheduled"]:
                 del self.tables["flow_run"][run["id"]]
-                for task_run in [t for t in self.tables["task_run"].values() if t["flow_run_id"] == run["id"]]:
+                for task_run in [
+                    t for t in self.tables["task_run"].values() if t["flow_run_id"] == run["id"]
+                ]:
                     del self.tables["task_run"][task_run["id"]]
             else:
                 cancelled = Cancelled(message=f"Flow {flow['id']} was archived.")
@@ -90,9 +119,15 @@ class Flows:
         known = {task["slug"] for task in self.tables["task"].values() if task["flow_id"] == flow["id"]}
         for task in input["serialized_tasks"]:
             if task["slug"] not in known:
-                self.insert("task", flow_id=flow["id"], slug=task["slug"], name=task["name"],
-                            mapped=False, max_retries=task.get("max_retries") or 0,
-                            retry_delay=task.get("retry_delay"))
+                self.insert(
+                    "task",
+                    flow_id=flow["id"],
+                    slug=task["slug"],
+                    name=task["name"],
+                    mapped=False,
+                    max_retries=task.get("max_retries") or 0,
+                    retry_delay=task.get("retry_delay"),
+                )
         return {"success": True}
 
     def resolve_set_flow_group_run_config(self, info, input):
@@ -121,17 +156,25 @@ class Flows:
         created = 0
         with self.lock:
             for flow in list(self.tables["flow"].values()):
-                if (flow_id and flow["id"] != flow_id) or flow["archived"] \
-                        or not flow["is_schedule_active"] or not flow["schedule"]:
+                if (
+                    (flow_id and flow["id"] != flow_id)
+                    or flow["archived"]
+                    or not flow["is_schedule_active"]
+                    or not flow["schedule"]
+                ):
                     continue
                 schedule = ScheduleSchema().load(flow["schedule"])
-                for event in schedule.next(count, after=pendulum.now("UTC").subtract(seconds=1),
-                                           return_events=True):
+                for event in schedule.next(
+                    count, after=pendulum.now("UTC").subtract(seconds=1), return_events=True
+                ):
                     runs = len(self.tables["flow_run"])
                     self.create_flow_run(
-                        flow_id=flow["id"], parameters=event.parameter_defaults or None,
-                        labels=event.labels, scheduled_start_time=event.start_time.isoformat(),
+                        flow_id=flow["id"],
+                        parameters=event.parameter_defaults or None,
+                        labels=event.labels,
+                        scheduled_start_time=event.start_time.isoformat(),
                         idempotency_key=f"auto-scheduled:{event.start_time.in_timezone('UTC')}",
-                        auto_scheduled=True)
+                        auto_scheduled=True,
+                    )
                     created += len(self.tables["flow_run"]) - runs
         return created

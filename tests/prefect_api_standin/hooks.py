@@ -2,6 +2,7 @@
 the API; a SLACK_WEBHOOK hook (the type the stack registers; the others are stored, not
 called) is called on every flow run state change that matches its states and version group,
 in the background (the state change never waits for it), 1 s timeout, errors only logged."""
+
 import json
 import os
 import threading
@@ -27,9 +28,16 @@ class Hooks:
             raise GraphQLError("Invalid states")
         if input["type"] in {"WEBHOOK", "SLACK_WEBHOOK"} and set(input.get("config") or {}) != {"url"}:
             raise GraphQLError("Invalid config; expected `url`")
-        row = self.insert("cloud_hook", tenant_id=input["tenant_id"], type=input["type"],
-                          name=input.get("name"), version_group_id=input.get("version_group_id"),
-                          states=states, config=input.get("config"), active=True)
+        row = self.insert(
+            "cloud_hook",
+            tenant_id=input["tenant_id"],
+            type=input["type"],
+            name=input.get("name"),
+            version_group_id=input.get("version_group_id"),
+            states=states,
+            config=input.get("config"),
+            active=True,
+        )
         return {"id": row["id"]}
 
     def resolve_delete_cloud_hook(self, info, input):
@@ -39,9 +47,13 @@ class Hooks:
         flow = self.tables["flow"][run["flow_id"]]
         tenant = self.tables["tenant"][self.tables["project"][flow["project_id"]]["tenant_id"]]
         for hook in list(self.tables["cloud_hook"].values()):
-            if (hook["active"] and hook["type"] == "SLACK_WEBHOOK" and hook["tenant_id"] == tenant["id"]
-                    and state["type"].upper() in hook["states"]
-                    and hook["version_group_id"] in {None, flow["version_group_id"]}):
+            if (
+                hook["active"]
+                and hook["type"] == "SLACK_WEBHOOK"
+                and hook["tenant_id"] == tenant["id"]
+                and state["type"].upper() in hook["states"]
+                and hook["version_group_id"] in {None, flow["version_group_id"]}
+            ):
                 body = _slack_message(run, flow, tenant, state)
                 threading.Thread(target=_post, args=(hook["config"]["url"], body), daemon=True).start()
 
@@ -51,18 +63,26 @@ def _slack_message(run, flow, tenant, state) -> dict:
     (PREFECT_SERVER__API__URL), the tenant's slug, the run."""
     api_url = os.environ.get("PREFECT_SERVER__API__URL", "http://localhost:4200")
     link = f"{api_url}/{tenant['slug']}/flow-run/{run['id']}"
-    return {"blocks": [
-        {"type": "section", "text": {"type": "mrkdwn", "text":
-            f"Run `{run['name']}` of flow `{flow['name']}` entered a new state:"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*State:* `{state['type']}`"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Message:* {state.get('message')}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Link:* {link}"}},
-    ]}
+    return {
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"Run `{run['name']}` of flow `{flow['name']}` entered a new state:",
+                },
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*State:* `{state['type']}`"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Message:* {state.get('message')}"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Link:* {link}"}},
+        ]
+    }
 
 
 def _post(url: str, body: dict) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         urllib.request.urlopen(request, timeout=1).close()
     except OSError as exc:  # logged by the server, never raised into the state change

@@ -1,5 +1,6 @@
 """What the stand-in does with flow runs and task runs, as PrefectHQ/server 0f74a9a's
 api/runs.py and api/states.py do: creating them, the agents' queue, states, heartbeats, logs."""
+
 import json
 import sys
 import time
@@ -16,8 +17,9 @@ QUEUED_RUNS_RETURNED_LIMIT = 25  # prefect_server's config.toml
 SUBMITTED_LOCK_SECONDS = 30
 # graphql/states.py and graphql/artifacts.py: 1 MB at most per state and per artifact.
 PAYLOAD_LIMIT = 1_000_000
-SCHEDULED_STATES = sorted(state.__name__ for state in State.children()
-                          if issubclass(state, (Scheduled, Queued)))
+SCHEDULED_STATES = sorted(
+    state.__name__ for state in State.children() if issubclass(state, (Scheduled, Queued))
+)
 # The states that set a run's end time (the server's state triggers name them exactly).
 END_STATES = {"Success", "Failed", "Cached", "TimedOut", "Looped", "Cancelled"}
 
@@ -48,9 +50,19 @@ class Runs:
             raise GraphQLError(f"Task run {input['task_run_id']} not found")
         return {"id": self.insert("task_run_artifact", **input)["id"]}
 
-    def create_flow_run(self, flow_id=None, version_group_id=None, parameters=None,
-                        run_config=None, labels=None, context=None, scheduled_start_time=None,
-                        idempotency_key=None, flow_run_name=None, auto_scheduled=False):
+    def create_flow_run(
+        self,
+        flow_id=None,
+        version_group_id=None,
+        parameters=None,
+        run_config=None,
+        labels=None,
+        context=None,
+        scheduled_start_time=None,
+        idempotency_key=None,
+        flow_run_name=None,
+        auto_scheduled=False,
+    ):
         """As api/runs.py create_flow_run (PrefectHQ/server 0f74a9a): the flow by id, or the
         latest unarchived version of the group; a run with the same idempotency key for that
         flow is returned instead of a new one; parameters are the flow's truthy defaults, then
@@ -61,12 +73,18 @@ class Runs:
         if flow_id:
             flow = self.tables["flow"].get(flow_id)
         else:
-            latest = self.select("flow", {"version_group_id": {"_eq": version_group_id},
-                                          "archived": {"_eq": False}}, order_by={"version": "desc"})
+            latest = self.select(
+                "flow",
+                {"version_group_id": {"_eq": version_group_id}, "archived": {"_eq": False}},
+                order_by={"version": "desc"},
+            )
             flow = self.tables["flow"][latest[0]["id"]] if latest else None
         if flow is None:
-            raise GraphQLError(f"Flow {flow_id} not found" if flow_id else
-                               f"Version group {version_group_id} has no unarchived flows.")
+            raise GraphQLError(
+                f"Flow {flow_id} not found"
+                if flow_id
+                else f"Version group {version_group_id} has no unarchived flows."
+            )
         if flow["archived"]:
             raise GraphQLError(f"Flow {flow['id']} is archived.")
         if idempotency_key:
@@ -93,14 +111,26 @@ class Runs:
         start = pendulum.parse(scheduled_start_time) if scheduled_start_time else pendulum.now("UTC")
         state = Scheduled(message="Flow run scheduled.", start_time=start)
         run = self.insert(
-            "flow_run", flow_id=flow["id"], name=flow_run_name or f"run-{uuid.uuid4().hex[:8]}",
-            version=1, state="Scheduled", serialized_state=state.serialize(),
-            state_message=state.message, parameters=run_parameters,
-            context=context or {}, run_config=run_config, labels=sorted(labels),
+            "flow_run",
+            flow_id=flow["id"],
+            name=flow_run_name or f"run-{uuid.uuid4().hex[:8]}",
+            version=1,
+            state="Scheduled",
+            serialized_state=state.serialize(),
+            state_message=state.message,
+            parameters=run_parameters,
+            context=context or {},
+            run_config=run_config,
+            labels=sorted(labels),
             scheduled_start_time=start.in_timezone("UTC").isoformat(),
-            start_time=None, end_time=None, heartbeat=None, auto_scheduled=auto_scheduled,
-            idempotency_key=idempotency_key, state_start_time=start.in_timezone("UTC").isoformat(),
-            times_resurrected=0)
+            start_time=None,
+            end_time=None,
+            heartbeat=None,
+            auto_scheduled=auto_scheduled,
+            idempotency_key=idempotency_key,
+            state_start_time=start.in_timezone("UTC").isoformat(),
+            times_resurrected=0,
+        )
         self._flow_run_state(run, state.serialize())
         for task in self.tables["task"].values():
             if task["flow_id"] == flow["id"]:
@@ -109,19 +139,34 @@ class Runs:
 
     def _flow_run_state(self, run, serialized_state):
         """A flow run's state history, as the server's flow_run_state table keeps it."""
-        self.insert("flow_run_state", flow_run_id=run["id"], timestamp=now(),
-                    state=serialized_state["type"], message=serialized_state.get("message"),
-                    serialized_state=serialized_state)
+        self.insert(
+            "flow_run_state",
+            flow_run_id=run["id"],
+            timestamp=now(),
+            state=serialized_state["type"],
+            message=serialized_state.get("message"),
+            serialized_state=serialized_state,
+        )
 
     def _new_task_run(self, flow_run_id, task_id, map_index):
         from prefect.engine.state import Pending
 
         state = Pending(message="Task run created")
         return self.insert(
-            "task_run", flow_run_id=flow_run_id, task_id=task_id, map_index=map_index,
-            name=None, version=1, state="Pending", serialized_state=state.serialize(),
-            state_message=state.message, state_start_time=None, start_time=None,
-            end_time=None, heartbeat=None)
+            "task_run",
+            flow_run_id=flow_run_id,
+            task_id=task_id,
+            map_index=map_index,
+            name=None,
+            version=1,
+            state="Pending",
+            serialized_state=state.serialize(),
+            state_message=state.message,
+            state_start_time=None,
+            start_time=None,
+            end_time=None,
+            heartbeat=None,
+        )
 
     @staticmethod
     def _task_run_info(run):
@@ -132,7 +177,10 @@ class Runs:
         index = -1 if index is None else index
         for run in self.tables["task_run"].values():
             if (run["flow_run_id"], run["task_id"], run["map_index"]) == (
-                    input["flow_run_id"], input["task_id"], index):
+                input["flow_run_id"],
+                input["task_id"],
+                index,
+            ):
                 return self._task_run_info(run)
         return self._task_run_info(self._new_task_run(input["flow_run_id"], input["task_id"], index))
 
@@ -146,13 +194,23 @@ class Runs:
         agent with labels."""
         self._tenant(input["tenant_id"])
         scheduled, due = {"_in": SCHEDULED_STATES}, {"_lte": input.get("before") or now()}
-        queued = self.select("flow_run", {"_or": [
-            {"state": scheduled, "state_start_time": due},
-            {"state": {"_eq": "Running"}, "task_runs": {"state": scheduled, "state_start_time": due}}]},
-            order_by={"state_start_time": "asc"}, limit=QUEUED_RUNS_RETURNED_LIMIT * 3)
+        queued = self.select(
+            "flow_run",
+            {
+                "_or": [
+                    {"state": scheduled, "state_start_time": due},
+                    {"state": {"_eq": "Running"}, "task_runs": {"state": scheduled, "state_start_time": due}},
+                ]
+            },
+            order_by={"state_start_time": "asc"},
+            limit=QUEUED_RUNS_RETURNED_LIMIT * 3,
+        )
         agent_labels = set(input.get("labels") or [])
-        claimable = [run["id"] for run in queued if set(run["labels"]) <= agent_labels
-                     and (run["labels"] or not agent_labels)]
+        claimable = [
+            run["id"]
+            for run in queued
+            if set(run["labels"]) <= agent_labels and (run["labels"] or not agent_labels)
+        ]
         return {"flow_run_ids": claimable[:QUEUED_RUNS_RETURNED_LIMIT]}
 
     def _set_states(self, table, updates):
@@ -176,21 +234,26 @@ class Runs:
                 if flow_run["state"] != "Running":
                     raise GraphQLError(
                         f"State update failed for task run ID {run['id']}: provided a running state "
-                        f"but associated flow run {flow_run['id']} is not in a running state.")
+                        f"but associated flow run {flow_run['id']} is not in a running state."
+                    )
             # No check of update["version"]: the real server ignores it (PrefectHQ/server
             # 0f74a9a, api/states.py), and a stricter check fails runs it would pass.
             state = update["state"]
             stamp = now()
             # state_start_time is the state's own start time (scheduled states have one),
             # as the server's state tables' triggers copy it.
-            run.update(version=run["version"] + 1, state=state["type"], serialized_state=state,
-                       state_message=state.get("message"), state_start_time=state.get("start_time"))
+            run.update(
+                version=run["version"] + 1,
+                state=state["type"],
+                serialized_state=state,
+                state_message=state.get("message"),
+                state_start_time=state.get("start_time"),
+            )
             if state["type"] == "Running" and not run["start_time"]:
                 run["start_time"] = stamp
             if state["type"] in END_STATES:
                 run["end_time"] = stamp
-            self.insert("state_history", run_id=run["id"], type=state["type"],
-                        message=state.get("message"))
+            self.insert("state_history", run_id=run["id"], type=state["type"], message=state.get("message"))
             if table == "flow_run":
                 if state["type"] in {"Running", "Submitted"}:
                     run["heartbeat"] = stamp

@@ -2,6 +2,7 @@
 (GET /.well-known/apollo/server-health) and, for tests in other processes, GET
 /standin/state (the tables and operations as JSON) and POST /standin/towel (one pass of
 towel's zombie killer and lazarus; body {"heartbeat_older_than": seconds})."""
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,7 @@ from demo.users_api import Server
 
 def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer:
     """Serves `standin` in a background thread until `lifetime` seconds have passed."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
@@ -47,4 +49,3 @@ def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer
     deadline.daemon = True
     deadline.start()
     return server
-

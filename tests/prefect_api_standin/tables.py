@@ -1,5 +1,6 @@
 """The stand-in's state: Hasura's tables as dicts of rows, with their relations, filters
 and ordering, as Hasura resolves them for apollo."""
+
 import uuid
 from typing import NamedTuple
 
@@ -42,10 +43,30 @@ COMPARISONS = {
     "_is_null": lambda a, b: (a is None) == b,
     "_contains": lambda a, b: isinstance(a, dict) and all(a.get(k) == v for k, v in b.items()),
 }
-TIME_COLUMNS = {"scheduled_start_time", "start_time", "end_time", "heartbeat",
-                "state_start_time", "timestamp", "created"}
-TABLES = ("tenant", "project", "flow_group", "flow", "task", "flow_run", "flow_run_state",
-          "task_run", "log", "agent", "task_run_artifact", "state_history", "cloud_hook")
+TIME_COLUMNS = {
+    "scheduled_start_time",
+    "start_time",
+    "end_time",
+    "heartbeat",
+    "state_start_time",
+    "timestamp",
+    "created",
+}
+TABLES = (
+    "tenant",
+    "project",
+    "flow_group",
+    "flow",
+    "task",
+    "flow_run",
+    "flow_run_state",
+    "task_run",
+    "log",
+    "agent",
+    "task_run_artifact",
+    "state_history",
+    "cloud_hook",
+)
 
 
 def now() -> str:
@@ -74,8 +95,11 @@ class Tables:
         relation = RELATIONS[(table, field)]
         if relation.their_key == "id":
             return self.tables[relation.target].get(row[relation.own_key])
-        rows = [other for other in self.tables[relation.target].values()
-                if other[relation.their_key] == row[relation.own_key]]
+        rows = [
+            other
+            for other in self.tables[relation.target].values()
+            if other[relation.their_key] == row[relation.own_key]
+        ]
         return rows if relation.many else (rows[0] if rows else None)
 
     def view(self, table: str, row):
@@ -87,13 +111,18 @@ class Tables:
             if owner != table:
                 continue
             if relation.many:
-                result[field] = (lambda info, _r=relation, _f=field, **args:
-                                 self.select(_r.target, rows=self.related(table, _f, row), **args))
-                result[f"{field}_aggregate"] = (lambda info, _r=relation, _f=field, **args: {
-                    "aggregate": {"count": len(self.select(_r.target, rows=self.related(table, _f, row), **args))}})
+                result[field] = lambda info, _r=relation, _f=field, **args: self.select(
+                    _r.target, rows=self.related(table, _f, row), **args
+                )
+                result[f"{field}_aggregate"] = lambda info, _r=relation, _f=field, **args: {
+                    "aggregate": {
+                        "count": len(self.select(_r.target, rows=self.related(table, _f, row), **args))
+                    }
+                }
             else:
-                result[field] = (lambda info, _r=relation, _f=field:
-                                 self.view(_r.target, self.related(table, _f, row)))
+                result[field] = lambda info, _r=relation, _f=field: self.view(
+                    _r.target, self.related(table, _f, row)
+                )
         return result
 
     def check_filter(self, table: str, where) -> None:
@@ -110,7 +139,9 @@ class Tables:
             elif key in self.schema.type_map[table].fields:
                 unknown = set(condition) - set(COMPARISONS)
                 if unknown:
-                    raise GraphQLError(f"stand-in: cannot honour the operator {sorted(unknown)[0]!r} on {key}")
+                    raise GraphQLError(
+                        f"stand-in: cannot honour the operator {sorted(unknown)[0]!r} on {key}"
+                    )
             else:
                 raise GraphQLError(f"stand-in: no column {key!r} to filter {table} on")
 
@@ -133,11 +164,13 @@ class Tables:
                 return False
         return True
 
-    def select(self, table, where=None, order_by=None, limit=None, offset=None, rows=None,
-               distinct_on=None):
+    def select(self, table, where=None, order_by=None, limit=None, offset=None, rows=None, distinct_on=None):
         self.check_filter(table, where)
-        rows = [row for row in (self.tables[table].values() if rows is None else rows)
-                if self.matches(table, row, where)]
+        rows = [
+            row
+            for row in (self.tables[table].values() if rows is None else rows)
+            if self.matches(table, row, where)
+        ]
         orders = order_by if isinstance(order_by, list) else [order_by] if order_by else []
         for order in reversed(orders):
             for column, direction in reversed(list(order.items())):
@@ -152,7 +185,7 @@ class Tables:
                     seen.add(key)
                     distinct.append(row)
             rows = distinct
-        rows = rows[offset or 0:]
+        rows = rows[offset or 0 :]
         rows = rows[:limit] if limit is not None else rows
         return [self.view(table, row) for row in rows]
 

@@ -11,6 +11,7 @@ and joined, nothing checked). Then the same million on a local Dask cluster of 2
 for the README's figures (no goal: here the workers share the host's 2 cores). The fakes
 have no limit unless said, and the runs pace to none.
 """
+
 import json
 import os
 import subprocess
@@ -24,7 +25,6 @@ from flows.users_report.pacing import minimum_wait
 from flows.users_report.utils import duration
 from tests.support import ROOT, free_port
 from tests.support.dask_cluster import local_cluster
-
 
 MIB = 1024  # ru_maxrss is in KiB
 
@@ -93,8 +93,9 @@ def fetch_and_concatenate(n_users: int, url: str, folder: Path, page_size: int =
 
 def measure(kind: str, n_users: int, url: str, repeat: int = 1, **settings) -> dict:
     """The median of `repeat` runs, by wall time."""
-    results = sorted((run_once(kind, n_users, url, settings) for _ in range(repeat)),
-                     key=lambda result: result["seconds"])
+    results = sorted(
+        (run_once(kind, n_users, url, settings) for _ in range(repeat)), key=lambda result: result["seconds"]
+    )
     return results[len(results) // 2]
 
 
@@ -104,7 +105,10 @@ def run_once(kind: str, n_users: int, url: str, settings: dict, reports: str = N
         env = run_env(url, reports or own_reports, settings)
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.programs.bench", "--child", kind, str(n_users)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         output = process.stdout.read()
         _, status, usage = os.wait4(process.pid, 0)
@@ -118,8 +122,14 @@ def run_once(kind: str, n_users: int, url: str, settings: dict, reports: str = N
 
 
 def run_env(url: str, reports: str, settings: dict) -> dict:
-    env = {**os.environ, "RANDOMUSER_URL": url, "REPORTS_DIR": reports,
-           "PREFECT__LOGGING__LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "USERS_API_LIMIT": "0"}
+    env = {
+        **os.environ,
+        "RANDOMUSER_URL": url,
+        "REPORTS_DIR": reports,
+        "PREFECT__LOGGING__LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        "USERS_API_LIMIT": "0",
+    }
     env.update({key: str(value) for key, value in settings.items()})
     return env
 
@@ -138,10 +148,24 @@ def fake_api(latency: float = 0.0, limit: int = 0, window: float = 300):
     """The fake users API in its own process, so it does not share the measured one's GIL."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "demo.users_api", "--port", str(port),
-         "--latency", str(latency), "--lifetime", "1800", "--limit", str(limit),
-         "--window", str(window)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "demo.users_api",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+            "--lifetime",
+            "1800",
+            "--limit",
+            str(limit),
+            "--window",
+            str(window),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         server.stdout.readline()  # it prints its address once it listens
@@ -153,8 +177,11 @@ def fake_api(latency: float = 0.0, limit: int = 0, window: float = 300):
 
 def line(label: str, n_users: int, result: dict, note: str = "") -> None:
     rate = n_users / result["seconds"]
-    print(f"{label:<34} {n_users:>9,} users {result['seconds']:>8.2f} s "
-          f"{rate:>10,.0f} users/s {result['peak_mib']:>7.0f} MiB peak RSS  {note}", flush=True)
+    print(
+        f"{label:<34} {n_users:>9,} users {result['seconds']:>8.2f} s "
+        f"{rate:>10,.0f} users/s {result['peak_mib']:>7.0f} MiB peak RSS  {note}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -162,22 +189,28 @@ def main() -> None:
         naive = measure("naive", 5000, url, repeat=5)
         project = measure("project", 5000, url, repeat=5)
         line("naive one-request script", 5000, naive)
-        line("project", 5000, project,
-             f"ratio {project['seconds'] / naive['seconds']:.2f}x (goal <= 1.15x)")
+        line("project", 5000, project, f"ratio {project['seconds'] / naive['seconds']:.2f}x (goal <= 1.15x)")
         per_user = {}
         for n_users in (100_000, 1_000_000):
             result = measure("project", n_users, url, repeat=3)
             per_user[n_users] = result["seconds"] / n_users
-            line("project", n_users, result,
-                 f"{per_user[n_users] * 1e6:.1f} us/user (goal: peak < 400 MiB)")
+            line("project", n_users, result, f"{per_user[n_users] * 1e6:.1f} us/user (goal: peak < 400 MiB)")
         drift = per_user[1_000_000] / per_user[100_000] - 1
         print(f"time per user, 1,000,000 vs 100,000 users: {drift:+.1%} (goal: at most +10%)")
         floor = measure("floor", 1_000_000, url, repeat=3)
-        line("floor: fetch 200 pages, join them", 1_000_000, floor,
-             f"project / floor = {per_user[1_000_000] * 1_000_000 / floor['seconds']:.2f}x (goal <= 1.25x)")
+        line(
+            "floor: fetch 200 pages, join them",
+            1_000_000,
+            floor,
+            f"project / floor = {per_user[1_000_000] * 1_000_000 / floor['seconds']:.2f}x (goal <= 1.25x)",
+        )
         dask = on_dask(1_000_000, url)
-        line("project on Dask, 2 local workers", 1_000_000, dask,
-             f"{dask['seconds'] / (per_user[1_000_000] * 1_000_000):.2f}x one host's time (same 2 cores)")
+        line(
+            "project on Dask, 2 local workers",
+            1_000_000,
+            dask,
+            f"{dask['seconds'] / (per_user[1_000_000] * 1_000_000):.2f}x one host's time (same 2 cores)",
+        )
     with fake_api(latency=0.05) as url:
         # 80 pages of 100 users: pages small enough that waiting on the API, not the CPU
         # (Prefect's own ~8 ms a task run, then parsing), sets the pace.
@@ -185,8 +218,12 @@ def main() -> None:
         sequential = measure("project", 8000, url, DOWNLOAD_WORKERS=1, **pages)
         concurrent = measure("project", 8000, url, DOWNLOAD_WORKERS=4, **pages)
         line("50 ms latency, 1 page at a time", 8000, sequential)
-        line("50 ms latency, 4 pages at a time", 8000, concurrent,
-             f"speed-up {sequential['seconds'] / concurrent['seconds']:.1f}x (goal >= 3x)")
+        line(
+            "50 ms latency, 4 pages at a time",
+            8000,
+            concurrent,
+            f"speed-up {sequential['seconds'] / concurrent['seconds']:.1f}x (goal >= 3x)",
+        )
     rate_limit(per_user[1_000_000])
 
 
@@ -195,17 +232,25 @@ def rate_limit(seconds_per_user: float) -> None:
     arithmetic for 1,000,000 users at the real limit, with the work measured without one."""
     limit, window, n_users, page_size = 4000, 4, 20_000, 1000
     with fake_api(limit=limit, window=window) as url:
-        result = measure("project", n_users, url, PAGE_SIZE=page_size, USERS_API_LIMIT=limit,
-                         USERS_API_WINDOW=window)
+        result = measure(
+            "project", n_users, url, PAGE_SIZE=page_size, USERS_API_LIMIT=limit, USERS_API_WINDOW=window
+        )
     least = minimum_wait(n_users, page_size, limit, window)
     share = least / result["seconds"]
-    line(f"limit {limit:,} users per {window} s", n_users, result,
-         f"{share:.0%} of the fastest pace the limit allows ({least:g} s) (goal >= 90%)")
+    line(
+        f"limit {limit:,} users per {window} s",
+        n_users,
+        result,
+        f"{share:.0%} of the fastest pace the limit allows ({least:g} s) (goal >= 90%)",
+    )
     real_least = minimum_wait(1_000_000, 5000, 20_000, 300)
     work = seconds_per_user * 1_000_000
-    print(f"1,000,000 users at 20,000 per 5 min (the defaults): 200 pages, 4 a window, "
-          f"50 windows: {duration(real_least)} of waiting + {work:.0f} s of work (measured "
-          f"above without a limit) = {duration(real_least + work)} predicted", flush=True)
+    print(
+        f"1,000,000 users at 20,000 per 5 min (the defaults): 200 pages, 4 a window, "
+        f"50 windows: {duration(real_least)} of waiting + {work:.0f} s of work (measured "
+        f"above without a limit) = {duration(real_least + work)} predicted",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ offline users API, reports on this host) is the user's.
 Each hop is printed as it passes, and all once more at the end. Everything it made is
 removed, even after a failure.
 """
+
 import base64
 import gzip
 import ipaddress
@@ -54,6 +55,7 @@ LOAD_RUNS, LOAD_USERS = 50, 1000
 
 # ---- the hops, in order; each returns its detail ------------------------------------------
 
+
 def missing_secret(stack: Stack) -> str:
     """`make up` with a secret blanked in .env stops at compose, naming it; nothing starts."""
     stack.make(".env")
@@ -65,7 +67,9 @@ def missing_secret(stack: Stack) -> str:
     assert result.returncode != 0, "make up started without POSTGRES_PASSWORD"
     assert "POSTGRES_PASSWORD is not set - run `make up`" in result.stderr, result.stderr[-2000:]
     assert not output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={stack.name}")
-    assert env_file.stat().st_mode & 0o777 == 0o600 and re.search(r"^POSTGRES_PASSWORD=\w{48}$", written, re.M)
+    assert env_file.stat().st_mode & 0o777 == 0o600 and re.search(
+        r"^POSTGRES_PASSWORD=\w{48}$", written, re.M
+    )
     return ".env written with mode 600; blanked POSTGRES_PASSWORD refused"
 
 
@@ -74,14 +78,19 @@ def crash_loop(stack: Stack) -> str:
     restart count and its last log lines, instead of waiting for ever; graphql, waiting for
     a healthy hasura, is never started."""
     begun = time.monotonic()
-    result = stack.make("up", "OFFLINE=1", check=False,
-                        COMPOSE_FILE=stack.env["COMPOSE_FILE"] + ":tests/programs/docker-compose.crashloop.yml")
+    result = stack.make(
+        "up",
+        "OFFLINE=1",
+        check=False,
+        COMPOSE_FILE=stack.env["COMPOSE_FILE"] + ":tests/programs/docker-compose.crashloop.yml",
+    )
     took = time.monotonic() - begun
     assert result.returncode != 0, result.stdout[-2000:]
     line = re.search(r"^make up: hasura .*restarted (\d+) times.*$", result.stderr, re.M)
     assert line and "hasura: cannot start (e2e crash loop)" in result.stderr, result.stderr[-2000:]
     assert not stack.containers("graphql") or "running" not in output(
-        "docker", "inspect", "-f", "{{.State.Status}}", stack.container("graphql"))
+        "docker", "inspect", "-f", "{{.State.Status}}", stack.container("graphql")
+    )
     stack.compose("rm", "--stop", "--force", "hasura", capture_output=True)
     return f"stopped after {took:.0f} s (images built included): {line[0].split('; ')[0]}"
 
@@ -96,15 +105,22 @@ def make_up(stack: Stack) -> str:
         assert "\ndocker compose build" in "\n" + result.stdout, result.stdout[:500]
     assert stack.reports.is_dir() and stack.reports.stat().st_uid == stack.app_uid
     # Recorded, so that make register, make down and a plain make up keep the demo API.
-    assert "\nRANDOMUSER_URL=http://users-api:8999/api/\nUSERS_API_LIMIT=0\nCOMPOSE_PROFILES=offline\n" \
+    assert (
+        "\nRANDOMUSER_URL=http://users-api:8999/api/\nUSERS_API_LIMIT=0\nCOMPOSE_PROFILES=offline\n"
         in (stack.dir / ".env").read_text()
+    )
     return f"{took:.0f} s to the URL line"
 
 
 def all_healthy(stack: Stack) -> str:
     listing = stack.make("ps").stdout
-    unhealthy = [service for service in LONG_RUNNING if not any(
-        re.search(rf"[-_]{service}[-_]1\b", line) and "(healthy)" in line for line in listing.splitlines())]
+    unhealthy = [
+        service
+        for service in LONG_RUNNING
+        if not any(
+            re.search(rf"[-_]{service}[-_]1\b", line) and "(healthy)" in line for line in listing.splitlines()
+        )
+    ]
     assert not unhealthy, f"not healthy in make ps: {unhealthy}\n{listing}"
     assert not re.search(r"[-_]register[-_]", listing), f"register left running:\n{listing}"
     return f"{len(LONG_RUNNING)} services healthy"
@@ -121,7 +137,9 @@ def flow_packages(stack: Stack) -> str:
     assert ended[fits]["state"] == "Success", stack.explain(fits)
     killed = ended[too_big]
     assert (killed["state"], killed["state_message"][:68]) == (
-        "Failed", "Killed: the run's container went over its memory limit of 400m (MEMORY"), stack.explain(too_big)
+        "Failed",
+        "Killed: the run's container went over its memory limit of 400m (MEMORY",
+    ), stack.explain(too_big)
     return killed["state_message"]
 
 
@@ -138,7 +156,9 @@ def hasura_probe(stack: Stack) -> None:
     config = yaml.safe_load(stack.compose("config", capture_output=True, text=True).stdout)
     probe = config["services"]["hasura"]["healthcheck"]["test"][1]
     script = f"({probe}) && exit 9; python -m http.server 3000 >/dev/null 2>&1 & sleep 2; {probe}"
-    code = run("docker", "run", "--rm", stack.env["PROJECT_IMAGE"], "sh", "-c", script, check=False).returncode
+    code = run(
+        "docker", "run", "--rm", stack.env["PROJECT_IMAGE"], "sh", "-c", script, check=False
+    ).returncode
     assert code == 0, f"the probe answered {code} (9: healthy with nothing listening)"
 
 
@@ -157,9 +177,24 @@ def scheduled(stack: Stack) -> str:
 
 def prefect_run_watch(stack: Stack) -> str:
     """`prefect run ... --watch` in the agent's container, as docs/pipeline.md shows it."""
-    result = stack.compose("exec", "-T", "agent", "prefect", "run", "--name", "Users report",
-                           "--project", "Data office", "--param", "n_users=5", "--watch",
-                           check=False, capture_output=True, text=True, timeout=300)
+    result = stack.compose(
+        "exec",
+        "-T",
+        "agent",
+        "prefect",
+        "run",
+        "--name",
+        "Users report",
+        "--project",
+        "Data office",
+        "--param",
+        "n_users=5",
+        "--watch",
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and "Flow run succeeded!" in result.stdout, result.stdout[-3000:]
     run_id = re.search(r"/flow-run/([0-9a-f-]{36})", result.stdout)[1]
     return stack.report_of(run_id, 5)
@@ -168,7 +203,9 @@ def prefect_run_watch(stack: Stack) -> str:
 def zero_users(stack: Stack) -> str:
     run_id = stack.create_run({"n_users": 0})
     assert stack.wait_for_runs([run_id])[run_id]["state"] == "Failed", stack.explain(run_id)
-    messages = [task_run["state_message"] for task_run in stack.task_runs(run_id) if task_run["state"] == "Failed"]
+    messages = [
+        task_run["state_message"] for task_run in stack.task_runs(run_id) if task_run["state"] == "Failed"
+    ]
     reason = next((m for m in messages if m.startswith("n_users must be a whole number")), None)
     assert reason, messages
     assert not list(stack.reports.glob(f"users-report-*-{run_id[:8]}.csv"))
@@ -178,9 +215,30 @@ def zero_users(stack: Stack) -> str:
 def start_receiver(stack: Stack) -> str:
     """A webhook receiver on the stack's network; returns its container's name."""
     name = f"{stack.name}-hooks"
-    run("docker", "run", "-d", "--name", name, "--network", stack.name, "-v", f"{stack.dir}:/src:ro",
-        "-w", "/src", "-e", "PYTHONPATH=/src", stack.env["PROJECT_IMAGE"], "python", "-m",
-        "tests.support.webhook_receiver", "--host", "0.0.0.0", "--lifetime", "900", stdout=subprocess.DEVNULL)
+    run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        stack.name,
+        "-v",
+        f"{stack.dir}:/src:ro",
+        "-w",
+        "/src",
+        "-e",
+        "PYTHONPATH=/src",
+        stack.env["PROJECT_IMAGE"],
+        "python",
+        "-m",
+        "tests.support.webhook_receiver",
+        "--host",
+        "0.0.0.0",
+        "--lifetime",
+        "900",
+        stdout=subprocess.DEVNULL,
+    )
     return name
 
 
@@ -192,7 +250,10 @@ def the_alert(receiver: str, run_id: str) -> str:
     while run_id not in (posted := output("docker", "logs", receiver)) and time.monotonic() < deadline:
         time.sleep(0.5)
     run("docker", "rm", "--force", receiver, stdout=subprocess.DEVNULL)
-    texts = ["\n".join(block["text"]["text"] for block in json.loads(line)["blocks"]) for line in posted.splitlines()]
+    texts = [
+        "\n".join(block["text"]["text"] for block in json.loads(line)["blocks"])
+        for line in posted.splitlines()
+    ]
     (alert,) = [text for text in texts if f"/flow-run/{run_id}" in text]
     return alert
 
@@ -227,19 +288,26 @@ def kill_while_downloading(stack: Stack, n_users: int) -> str:
     """Starts a run with the offline users API answering each page after 30 s; once a page
     is being downloaded, kills the run's container (no code of ours runs), makes the API
     quick again; returns its id."""
+
     def users_api(latency: str) -> None:
         stack.env["DEMO_API_LATENCY"] = latency
         stack.compose("up", "-d", "--no-deps", "users-api", capture_output=True)
 
     users_api("30")  # its health probe times out meanwhile: not waited for
     run_id = stack.create_run({"n_users": n_users})
-    downloads = f'{{ task_run(where: {{flow_run_id: {{_eq: "{run_id}"}}, map_index: {{_gte: 0}}}}) {{ state }} }}'
+    downloads = (
+        f'{{ task_run(where: {{flow_run_id: {{_eq: "{run_id}"}}, map_index: {{_gte: 0}}}}) {{ state }} }}'
+    )
     deadline = time.monotonic() + 180
     while "Running" not in [t["state"] for t in post(stack.api, downloads, {})["data"]["task_run"]]:
         assert time.monotonic() < deadline, stack.explain(run_id)
         time.sleep(0.5)
-    run("docker", "kill", output("docker", "ps", "-q", "--filter", f"label=io.prefect.flow-run-id={run_id}"),
-        stdout=subprocess.DEVNULL)
+    run(
+        "docker",
+        "kill",
+        output("docker", "ps", "-q", "--filter", f"label=io.prefect.flow-run-id={run_id}"),
+        stdout=subprocess.DEVNULL,
+    )
     users_api("0")
     stack.wait_healthy("users-api")
     return run_id
@@ -248,9 +316,12 @@ def kill_while_downloading(stack: Stack, n_users: int) -> str:
 def towel(stack: Stack) -> dict:
     """One pass of the stand-in's towel, once the killed run's heartbeat is past the cutoff."""
     time.sleep(HEARTBEAT_CUTOFF + 1)
-    request = urllib.request.Request(f"{stack.api}/standin/towel", method="POST",
-                                     data=json.dumps({"heartbeat_older_than": HEARTBEAT_CUTOFF}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{stack.api}/standin/towel",
+        method="POST",
+        data=json.dumps({"heartbeat_older_than": HEARTBEAT_CUTOFF}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -265,7 +336,9 @@ def killed_container(stack: Stack) -> str:
     if stack.standin:
         reaped = towel(stack)
         assert reaped["zombie_task_runs"] >= 1 and reaped["rescheduled_flow_runs"] == 0, reaped
-    assert stack.wait_for_runs([run_id], seconds=recovery)[run_id]["state"] == "Success", stack.explain(run_id)
+    assert stack.wait_for_runs([run_id], seconds=recovery)[run_id]["state"] == "Success", stack.explain(
+        run_id
+    )
     stack.report_of(run_id, n_users)
     agent_log = stack.compose("logs", "--no-color", "agent", capture_output=True, text=True).stdout
     assert agent_log.count(f"Deploying flow run {run_id}") == 2, stack.explain(run_id)
@@ -283,8 +356,7 @@ def killed_container(stack: Stack) -> str:
     assert dead in flow_run["state_message"], flow_run
     text = the_alert(receiver, failing_id)
     assert "*State:* `Failed`" in text and dead in text, text
-    return (f"retried in a second container, {n_users:,} rows; without retries: Failed, "
-            f"alert \"{dead[:30]}...\"")
+    return f'retried in a second container, {n_users:,} rows; without retries: Failed, alert "{dead[:30]}..."'
 
 
 def foreign_image(stack: Stack) -> str:
@@ -292,8 +364,17 @@ def foreign_image(stack: Stack) -> str:
     anyone reaching the API could: the agent refuses it, no container is made and the run
     fails saying why; `make register` brings the flow's own image back."""
     other = stack.base_image.split(":")[0]
-    stack.compose("run", "--rm", "-e", f"FLOW_IMAGE={other}", "register", "python", "register.py",
-                  "--skip-build", capture_output=True)
+    stack.compose(
+        "run",
+        "--rm",
+        "-e",
+        f"FLOW_IMAGE={other}",
+        "register",
+        "python",
+        "register.py",
+        "--skip-build",
+        capture_output=True,
+    )
     run_id = stack.create_run({"n_users": 5})
     flow_run = stack.wait_for_runs([run_id])[run_id]
     assert flow_run["state"] == "Failed", stack.explain(run_id)
@@ -325,8 +406,12 @@ def code_change(stack: Stack) -> str:
     and runs use it (the changed log line shows in their logs)."""
     before = stack.active_flow()
     tasks = stack.dir / "flows" / "users_report" / "tasks.py"
-    tasks.write_text(tasks.read_text().replace(
-        'log(f"Dados salvos em report.csv com sucesso!', 'log(f"Dados salvos em report.csv com sucesso! (e2e)'))
+    tasks.write_text(
+        tasks.read_text().replace(
+            'log(f"Dados salvos em report.csv com sucesso!',
+            'log(f"Dados salvos em report.csv com sucesso! (e2e)',
+        )
+    )
     begun = time.monotonic()
     stack.make("register")
     took = time.monotonic() - begun
@@ -364,15 +449,19 @@ def dask_cluster(stack: Stack) -> str:
     """`make up DASK=1 DASK_WORKERS=2`: a run's downloads spread over both workers (pages of
     500 here), its report whole; the workers write as the app user into the same folder."""
     stack.make("up", "DASK=1", "DASK_WORKERS=2")
-    assert "\nDASK_ADDRESS=tcp://dask-scheduler:8786\nDASK_WORKERS=2\nCOMPOSE_PROFILES=offline,dask\n" \
+    assert (
+        "\nDASK_ADDRESS=tcp://dask-scheduler:8786\nDASK_WORKERS=2\nCOMPOSE_PROFILES=offline,dask\n"
         in (stack.dir / ".env").read_text()
+    )
     stack.wait_healthy("dask-scheduler")
     stack.wait_healthy("dask-worker")
     workers = stack.containers("dask-worker")
     assert len(workers) == 2, workers
     report = stack.successful_runs(6000)[0]
-    logs = [run("docker", "logs", worker, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
-            for worker in workers]
+    logs = [
+        run("docker", "logs", worker, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+        for worker in workers
+    ]
     downloads = [log.count("Task 'download_data[") for log in logs]
     assert all(downloads), f"download task runs per worker: {downloads}"
     return f"{report}; download task runs per worker: {downloads}"
@@ -389,16 +478,40 @@ def start_remote_agent(stack: Stack, api_url: str) -> Path:
     """`make agent` for the runs labelled e2e-remote, with its own reports folder and the
     offline users API on its network; returns the folder."""
     remote_reports = stack.dir.parent / "remote-reports"
-    stack.agent_settings = {"AGENT_LABEL": "e2e-remote", "HOST_REPORTS_DIR": str(remote_reports),
-                            "PREFECT_API_URL": api_url, "DASK_ADDRESS": ""}
+    stack.agent_settings = {
+        "AGENT_LABEL": "e2e-remote",
+        "HOST_REPORTS_DIR": str(remote_reports),
+        "PREFECT_API_URL": api_url,
+        "DASK_ADDRESS": "",
+    }
     stack.make("agent", **stack.agent_settings)
     # That host's own users API: the offline one, on the agent's network under its name.
-    run("docker", "run", "-d", "--name", f"{stack.agent_project}-users-api", "--network",
-        stack.agent_project, "--network-alias", "users-api", stack.env["PROJECT_IMAGE"], "python", "-m",
-        "demo.users_api", "--host", "0.0.0.0", "--port", "8999", "--lifetime", "600", stdout=subprocess.DEVNULL)
+    run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        f"{stack.agent_project}-users-api",
+        "--network",
+        stack.agent_project,
+        "--network-alias",
+        "users-api",
+        stack.env["PROJECT_IMAGE"],
+        "python",
+        "-m",
+        "demo.users_api",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8999",
+        "--lifetime",
+        "600",
+        stdout=subprocess.DEVNULL,
+    )
     stack.wait_healthy("agent", agent=True)
-    network = output("docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}",
-                     stack.container("agent", agent=True))
+    network = output(
+        "docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", stack.container("agent", agent=True)
+    )
     assert list(json.loads(network)) == [stack.agent_project], network
     return remote_reports
 
@@ -425,8 +538,12 @@ def remote_agent(stack: Stack) -> str:
     assert flow_run["state"] == "Success", stack.explain(run_id)
     check_report(remote_reports, run_id, 13)
     assert not list(stack.reports.glob(f"users-report-*-{run_id[:8]}.csv"))
-    logs = {agent: stack.compose("logs", "--no-color", "agent", agent=agent, capture_output=True,
-                                 text=True).stdout for agent in (False, True)}
+    logs = {
+        agent: stack.compose(
+            "logs", "--no-color", "agent", agent=agent, capture_output=True, text=True
+        ).stdout
+        for agent in (False, True)
+    }
     assert run_id in logs[True] and run_id not in logs[False], "the run was not the remote agent's"
     stop_remote_agent(stack)
     return f"claimed by the remote agent via {bridge}:{stack.apollo_port}, report in its own folder"
@@ -434,8 +551,14 @@ def remote_agent(stack: Stack) -> str:
 
 def published_ports(stack: Stack) -> dict:
     """The stack's services that publish a port, each with its host addresses (ip:port)."""
-    listing = output("docker", "ps", "--filter", f"label=com.docker.compose.project={stack.name}",
-                     "--format", '{{.Label "com.docker.compose.service"}}\t{{.Ports}}')
+    listing = output(
+        "docker",
+        "ps",
+        "--filter",
+        f"label=com.docker.compose.project={stack.name}",
+        "--format",
+        '{{.Label "com.docker.compose.service"}}\t{{.Ports}}',
+    )
     published = {}
     for line in listing.splitlines():
         service, _, ports = line.partition("\t")
@@ -475,10 +598,15 @@ def front_door(stack: Stack) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.ui_port}/", timeout=10) as page:
         assert page.status == 200  # the UI itself
     flow = stack.active_flow()
-    page = post(f"http://127.0.0.1:{stack.ui_port}", FLOW_PAGE_QUERY, {"id": flow["flow_group_id"]},
-                Origin=ui)["data"]["flow_group_by_pk"]
-    created = post(f"http://127.0.0.1:{stack.ui_port}", CREATE_FLOW_RUN,
-                   run_page_variables(page, {"n_users": 4}, "e2e-ui-origin"), Origin=ui)
+    page = post(
+        f"http://127.0.0.1:{stack.ui_port}", FLOW_PAGE_QUERY, {"id": flow["flow_group_id"]}, Origin=ui
+    )["data"]["flow_group_by_pk"]
+    created = post(
+        f"http://127.0.0.1:{stack.ui_port}",
+        CREATE_FLOW_RUN,
+        run_page_variables(page, {"n_users": 4}, "e2e-ui-origin"),
+        Origin=ui,
+    )
     run_id = created["data"]["create_flow_run"]["id"]
     assert stack.wait_for_runs([run_id])[run_id]["state"] == "Success", stack.explain(run_id)
     return f"403 for a foreign Origin, Host, text/plain and multipart on both ports; {stack.report_of(run_id, 4)}"
@@ -496,8 +624,9 @@ def run_configs_refused(stack: Stack) -> str:
         flow_run = stack.wait_for_runs([run_id])[run_id]
         assert flow_run["state"] == "Failed", stack.explain(run_id)
         field = next(iter(change))
-        assert flow_run["state_message"].startswith(f"this agent does not start a run config that sets {field} ("), \
-            flow_run["state_message"]
+        assert flow_run["state_message"].startswith(
+            f"this agent does not start a run config that sets {field} ("
+        ), flow_run["state_message"]
         assert "the run's own run config (create_flow_run)" in flow_run["state_message"], flow_run
         assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
         messages.append(flow_run["state_message"].split(",")[0])
@@ -508,14 +637,19 @@ def database_out_of_reach(stack: Stack) -> str:
     """A container on the flow runs' network, from the flow image, reaches apollo but
     neither Hasura nor Postgres: those two are on the stack's internal database network."""
     image = f"{stack.flow_image}:{stack.active_flow()['storage']['image_tag']}"
-    probe = ("import socket\n"
-             "for host, port in (('apollo', 4200), ('hasura', 3000), ('postgres', 5432)):\n"
-             "    try: socket.create_connection((host, port), timeout=3).close(); print(host, 'open')\n"
-             "    except OSError as error: print(host, 'closed', type(error).__name__)\n")
+    probe = (
+        "import socket\n"
+        "for host, port in (('apollo', 4200), ('hasura', 3000), ('postgres', 5432)):\n"
+        "    try: socket.create_connection((host, port), timeout=3).close(); print(host, 'open')\n"
+        "    except OSError as error: print(host, 'closed', type(error).__name__)\n"
+    )
     result = output("docker", "run", "--rm", "--network", stack.name, image, "python", "-c", probe)
     lines = dict(line.split(" ", 1) for line in result.splitlines())
-    assert lines["apollo"] == "open" and lines["hasura"].startswith("closed") \
-        and lines["postgres"].startswith("closed"), result
+    assert (
+        lines["apollo"] == "open"
+        and lines["hasura"].startswith("closed")
+        and lines["postgres"].startswith("closed")
+    ), result
     return ", ".join(f"{host} {state}" for host, state in lines.items())
 
 
@@ -527,8 +661,12 @@ def team_access(stack: Stack) -> str:
     only through the proxy with the token: it claims and finishes its run. `make up
     PUBLIC=0` goes back to the loopback ports."""
     host, port, loopback_files = docker_bridge(), free_port(), stack.env["COMPOSE_FILE"]
-    stack.env.update(PUBLIC_HOST=host, PUBLIC_BIND=host, PUBLIC_PORT=str(port),
-                     COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml", "docker-compose.public.yml"))
+    stack.env.update(
+        PUBLIC_HOST=host,
+        PUBLIC_BIND=host,
+        PUBLIC_PORT=str(port),
+        COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml", "docker-compose.public.yml"),
+    )
     up = stack.make("up", "PUBLIC=1")
     password = re.search(r"user prefect, password (\S+)", up.stdout)[1]
     assert published_ports(stack) == {"proxy": [f"{host}:{port}"]}, published_ports(stack)
@@ -542,9 +680,14 @@ def team_access(stack: Stack) -> str:
         """Status and body of a GET (or a GraphQL POST of `query`) through the proxy."""
         body = json.dumps({"query": query, "variables": variables or {}}).encode() if query else None
         request = urllib.request.Request(
-            base + path, data=body,
-            headers={"Content-Type": "application/json", **headers,
-                     **({"Authorization": authorization} if authorization else {})})
+            base + path,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                **headers,
+                **({"Authorization": authorization} if authorization else {}),
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=10, context=tls) as answer:
                 return answer.status, answer.read().decode()
@@ -561,27 +704,41 @@ def team_access(stack: Stack) -> str:
     status, body = ask("/", base=f"http://{host}:{port}")
     assert status == 400 and "HTTP request to an HTTPS server" in body, (status, body)
     # The login cached in a browser opens nothing for another site's page.
-    assert ask("/graphql", hello, login, Origin=public)[0] == 200, ask("/graphql", hello, login, Origin=public)
+    assert ask("/graphql", hello, login, Origin=public)[0] == 200, ask(
+        "/graphql", hello, login, Origin=public
+    )
     assert ask("/graphql", hello, login, Origin="https://evil.example")[0] == 403
     assert ask("/graphql", hello, login, Host="evil.example")[0] == 403  # DNS rebinding
     assert ask("/graphql", hello, login, **{"Content-Type": "text/plain"})[0] == 403  # a form's post
 
     remote_reports = start_remote_agent(stack, f"{public}/graphql")
-    flow_id = json.loads(ask("/graphql", 'query { flow(where: {archived: {_eq: false}, '
-                                         'name: {_eq: "Users report"}}) { id } }',
-                             f"Bearer {token}")[1])["data"]["flow"][0]["id"]
-    created = ask("/graphql", "mutation($input: create_flow_run_input!) { create_flow_run(input: $input) { id } }",
-                  f"Bearer {token}", variables={"input": {"flow_id": flow_id, "parameters": {"n_users": 13},
-                                                          "labels": ["e2e-remote"]}})
+    flow_id = json.loads(
+        ask(
+            "/graphql",
+            'query { flow(where: {archived: {_eq: false}, name: {_eq: "Users report"}}) { id } }',
+            f"Bearer {token}",
+        )[1]
+    )["data"]["flow"][0]["id"]
+    created = ask(
+        "/graphql",
+        "mutation($input: create_flow_run_input!) { create_flow_run(input: $input) { id } }",
+        f"Bearer {token}",
+        variables={"input": {"flow_id": flow_id, "parameters": {"n_users": 13}, "labels": ["e2e-remote"]}},
+    )
     run_id = json.loads(created[1])["data"]["create_flow_run"]["id"]
     deadline = time.monotonic() + 180
-    while (state := json.loads(ask("/graphql", f'query {{ flow_run_by_pk(id: "{run_id}") {{ state }} }}',
-                                   f"Bearer {token}")[1])["data"]["flow_run_by_pk"]["state"]) not in FINISHED:
+    while (
+        state := json.loads(
+            ask("/graphql", f'query {{ flow_run_by_pk(id: "{run_id}") {{ state }} }}', f"Bearer {token}")[1]
+        )["data"]["flow_run_by_pk"]["state"]
+    ) not in FINISHED:
         assert time.monotonic() < deadline, f"the remote agent's run is still {state}"
         time.sleep(1)
     assert state == "Success", state
     check_report(remote_reports, run_id, 13)
-    agent_log = stack.compose("logs", "--no-color", "agent", agent=True, capture_output=True, text=True).stdout
+    agent_log = stack.compose(
+        "logs", "--no-color", "agent", agent=True, capture_output=True, text=True
+    ).stdout
     assert run_id in agent_log and token not in agent_log
     stop_remote_agent(stack)
 
@@ -589,7 +746,9 @@ def team_access(stack: Stack) -> str:
         del stack.env[setting]
     stack.env["COMPOSE_FILE"] = loopback_files
     stack.make("up", "PUBLIC=0")
-    loopback = sorted([f"127.0.0.1:{stack.ui_port}", f"{stack.env.get('APOLLO_BIND', '127.0.0.1')}:{stack.apollo_port}"])
+    loopback = sorted(
+        [f"127.0.0.1:{stack.ui_port}", f"{stack.env.get('APOLLO_BIND', '127.0.0.1')}:{stack.apollo_port}"]
+    )
     assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
     assert stack.run(run_id)["state"] == "Success"  # the API on its loopback port again
     return f"only {public} published; 401 without a login, UI login and API_TOKEN let in; remote agent's run Success"
@@ -607,8 +766,9 @@ def down_and_up(stack: Stack) -> str:
     took = time.monotonic() - begun
     assert (stack.dir / ".env").read_bytes() == env_before, ".env changed"
     flows_after = stack.flows()
-    assert [flow["id"] for flow in flows_after] == [flow["id"] for flow in flows_before], \
+    assert [flow["id"] for flow in flows_after] == [flow["id"] for flow in flows_before], (
         "make up registered a new version"
+    )
     smoke(stack, 7)
     return f"{took:.0f} s to the URL line (warm); same .env, no new version, runs claimed again"
 
@@ -616,10 +776,27 @@ def down_and_up(stack: Stack) -> str:
 def backup_and_restore(stack: Stack) -> str:
     """`make backup` while the stack runs; a table dropped; `make restore` refuses without
     an answer, then with YES=1 stops the writers, brings the rows back and starts them."""
+
     def psql(sql: str) -> str:
-        return stack.compose("exec", "-T", "postgres", "psql", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                             "-U", "prefect", "-d", "prefect_server", "-c", sql,
-                             capture_output=True, text=True).stdout.strip()
+        return stack.compose(
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "prefect",
+            "-d",
+            "prefect_server",
+            "-c",
+            sql,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     psql("CREATE TABLE e2e_rows AS SELECT n AS id, 'run ' || n AS name FROM generate_series(1, 500) n")
     printed = stack.make("backup").stdout.strip()
@@ -657,8 +834,10 @@ HOPS = [
     ("only the proxy is published: foreign Origin, Host, forms refused", front_door),
     ("make smoke: first run claimed and checked", smoke),
     ("a run from the UI's Run page with n_users=37", lambda stack: stack.successful_runs(37)[0]),
-    ("a Quick Run from the UI: the default 10 users",
-     lambda stack: stack.successful_runs(10, quick_run=True)[0]),
+    (
+        "a Quick Run from the UI: the default 10 users",
+        lambda stack: stack.successful_runs(10, quick_run=True)[0],
+    ),
     ("hasura's health probe, in an image without wget or curl", hasura_probe),
     ("scheduled run of the schedule's 5 users", scheduled),
     ("prefect run --watch, in the agent's container", prefect_run_watch),
@@ -701,16 +880,20 @@ def main() -> int:
         local_images = {}
         if not hop("images", choose_images).startswith("upstream"):
             names += ["base image", "postgres image", "proxy image"]
-            local_images = {"BASE_IMAGE": hop("base image", base_image),
-                            "E2E_POSTGRES_IMAGE": hop("postgres image", postgres_image),
-                            "PROXY_IMAGE": hop("proxy image", proxy_image)}
+            local_images = {
+                "BASE_IMAGE": hop("base image", base_image),
+                "E2E_POSTGRES_IMAGE": hop("postgres image", postgres_image),
+                "PROXY_IMAGE": hop("proxy image", proxy_image),
+            }
     except (Exception, SystemExit) as exc:
         print(f"   FAILED: {exc}", flush=True)
         ready = False
     versions = ["v2", "v1"] if compose_v1() else ["v2"]
     if len(versions) == 1:
-        print("e2e: docker-compose 1.29 is not installed: Compose v1 skipped "
-              "(apt-get install docker-compose)", flush=True)
+        print(
+            "e2e: docker-compose 1.29 is not installed: Compose v1 skipped (apt-get install docker-compose)",
+            flush=True,
+        )
     for version in versions if ready else []:
         names += [f"[{version}] {name}" for name, _ in HOPS]
         with tempfile.TemporaryDirectory(prefix=f"e2e-{version}-") as work:
@@ -726,8 +909,16 @@ def main() -> int:
             except (Exception, SystemExit) as exc:  # report the hop, tear down, go on
                 print(f"   FAILED: {exc}", flush=True)
                 stack.compose("logs", "--tail=40", "apollo", "agent", "proxy", check=False)
-                run("docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={stack.name}",
-                    "--format", "{{.Names}}  {{.Status}}", check=False)
+                run(
+                    "docker",
+                    "ps",
+                    "-a",
+                    "--filter",
+                    f"label=com.docker.compose.project={stack.name}",
+                    "--format",
+                    "{{.Names}}  {{.Status}}",
+                    check=False,
+                )
             finally:
                 stack.tear_down()
     print(f"\nmake e2e, {time.monotonic() - started:.0f} s:")

@@ -4,6 +4,7 @@ debootstrap, the requirements installed into a venv in it from wheels downloaded
 host (containers cannot reach a package index here), then `docker import`. Made once and
 cached by the requirements' hash. Making it needs root (debootstrap, chroot).
 """
+
 import hashlib
 import os
 import shutil
@@ -20,7 +21,8 @@ VENV_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 # What the stand-in needs besides the runtime requirements; typing-extensions is only
 # required by graphql-core on Python < 3.10, which pip on this host's newer Python skips.
 STANDIN_REQUIREMENTS = [
-    line for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    line
+    for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
     if line.startswith("graphql-core==")
 ] + ["typing-extensions>=4,<5", "wheel"]
 
@@ -36,8 +38,10 @@ def ensure_command(command: str, package: str) -> None:
     if shutil.which(command):
         return
     if os.geteuid() != 0:
-        raise SystemExit(f"e2e: {command} is missing: run make e2e as root, or install it "
-                         f"(apt-get install {package}) and retry")
+        raise SystemExit(
+            f"e2e: {command} is missing: run make e2e as root, or install it "
+            f"(apt-get install {package}) and retry"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run("apt-get", "update", "-qq", env=env)
     run("apt-get", "install", "-y", "-qq", package, env=env, stdout=subprocess.DEVNULL)
@@ -54,15 +58,21 @@ def debootstrap(rootfs: Path, packages: str, suite: str = "bullseye") -> None:
     ensure_command("debootstrap", "debootstrap")
     if os.geteuid() != 0:
         raise SystemExit("e2e: making a local image needs root (debootstrap, chroot)")
-    run("debootstrap", "--variant=minbase", f"--include={packages}", suite, rootfs,
-        stdout=subprocess.DEVNULL)
+    run("debootstrap", "--variant=minbase", f"--include={packages}", suite, rootfs, stdout=subprocess.DEVNULL)
 
 
 def import_image(rootfs: Path, tag: str, *changes: str) -> None:
     shutil.rmtree(rootfs / "var" / "cache" / "apt", ignore_errors=True)
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    run("docker", "import", *[arg for change in changes for arg in ("--change", change)], "-", tag,
-        stdin=tar.stdout, stdout=subprocess.DEVNULL)
+    run(
+        "docker",
+        "import",
+        *[arg for change in changes for arg in ("--change", change)],
+        "-",
+        tag,
+        stdin=tar.stdout,
+        stdout=subprocess.DEVNULL,
+    )
     tar.wait()
     print(f"   made {tag}")
 
@@ -77,19 +87,50 @@ def base_image() -> str:
         rootfs, wheels = Path(work) / "rootfs", Path(work) / "rootfs" / "tmp" / "wheels"
         debootstrap(rootfs, "python3,python3-venv,ca-certificates")
         shutil.copy(ROOT / "requirements.txt", rootfs / "tmp" / "requirements.txt")
-        run(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-            "--python-version", "3.9", "--implementation", "cp", "--platform",
-            "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64", "--dest", wheels,
-            "-r", ROOT / "requirements.txt", *STANDIN_REQUIREMENTS)
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.9",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--dest",
+            wheels,
+            "-r",
+            ROOT / "requirements.txt",
+            *STANDIN_REQUIREMENTS,
+        )
         quoted = " ".join(f"'{requirement}'" for requirement in STANDIN_REQUIREMENTS)
-        run("chroot", rootfs, "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c",
+        run(
+            "chroot",
+            rootfs,
+            "/usr/bin/env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            "/bin/sh",
+            "-c",
             "python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --no-index "
-            f"--find-links /tmp/wheels -r /tmp/requirements.txt {quoted}")
+            f"--find-links /tmp/wheels -r /tmp/requirements.txt {quoted}",
+        )
         shutil.rmtree(wheels)
-        import_image(rootfs, tag, f"ENV PATH={VENV_PATH}", "ENV LANG=C.UTF-8",
-                     # No container reaches a package index here: pip settles for what is
-                     # installed (Prefect's Docker storage runs `pip install pip --upgrade`).
-                     "ENV PIP_NO_INDEX=1", 'CMD ["python3"]')
+        import_image(
+            rootfs,
+            tag,
+            f"ENV PATH={VENV_PATH}",
+            "ENV LANG=C.UTF-8",
+            # No container reaches a package index here: pip settles for what is
+            # installed (Prefect's Docker storage runs `pip install pip --upgrade`).
+            "ENV PIP_NO_INDEX=1",
+            'CMD ["python3"]',
+        )
     return tag
 
 
@@ -107,8 +148,14 @@ def postgres_image() -> str:
         shutil.rmtree(rootfs / "var" / "lib" / "postgresql" / "13")
         shutil.rmtree(rootfs / "etc" / "postgresql" / "13")
         shutil.copy(entrypoint, rootfs / "usr" / "local" / "bin" / "docker-entrypoint.sh")
-        import_image(rootfs, tag, "ENV LANG=C.UTF-8", "ENV PGDATA=/var/lib/postgresql/data",
-                     'ENTRYPOINT ["docker-entrypoint.sh"]', 'CMD ["postgres"]')
+        import_image(
+            rootfs,
+            tag,
+            "ENV LANG=C.UTF-8",
+            "ENV PGDATA=/var/lib/postgresql/data",
+            'ENTRYPOINT ["docker-entrypoint.sh"]',
+            'CMD ["postgres"]',
+        )
     return tag
 
 
@@ -123,8 +170,13 @@ def proxy_image() -> str:
     with tempfile.TemporaryDirectory(prefix="e2e-caddy-") as work:
         rootfs = Path(work) / "rootfs"
         debootstrap(rootfs, packages, suite="bookworm")
-        import_image(rootfs, tag, "ENV XDG_CONFIG_HOME=/config", "ENV XDG_DATA_HOME=/data",
-                     'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]')
+        import_image(
+            rootfs,
+            tag,
+            "ENV XDG_CONFIG_HOME=/config",
+            "ENV XDG_DATA_HOME=/data",
+            'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
+        )
     return tag
 
 
@@ -134,8 +186,11 @@ def upstream_images() -> list:
     import re
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    named = {re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", service["image"])
-             for service in compose["services"].values() if "image" in service}
+    named = {
+        re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", service["image"])
+        for service in compose["services"].values()
+        if "image" in service
+    }
     base = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
     return sorted({image for image in named if not image.startswith("users-report")} | {base})
 
@@ -146,14 +201,17 @@ def choose_images() -> str:
     E2E_IMAGES chooses instead."""
     wanted = os.environ.get("E2E_IMAGES", "")
     if wanted not in ("", "upstream", "local"):
-        raise SystemExit(f"e2e: E2E_IMAGES={wanted!r} is not allowed: use upstream or local (or leave it empty)")
+        raise SystemExit(
+            f"e2e: E2E_IMAGES={wanted!r} is not allowed: use upstream or local (or leave it empty)"
+        )
     if wanted == "local":
         return "local (E2E_IMAGES=local)"
     for image in upstream_images():
         pulled = run("docker", "pull", "-q", image, check=False, capture_output=True, text=True, timeout=900)
         if pulled.returncode != 0:
             if wanted == "upstream":
-                raise SystemExit(f"e2e: E2E_IMAGES=upstream, but {image} cannot be pulled: "
-                                 f"{pulled.stderr.strip()[-300:]}")
+                raise SystemExit(
+                    f"e2e: E2E_IMAGES=upstream, but {image} cannot be pulled: {pulled.stderr.strip()[-300:]}"
+                )
             return f"local ({image} cannot be pulled)"
     return "upstream"

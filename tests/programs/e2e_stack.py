@@ -1,5 +1,6 @@
 """The compose project `make e2e` makes with the Makefile, in its own copy of the checkout,
 and what it asks of it: make, compose, flows, runs and logs through the API, reports."""
+
 import os
 import shutil
 import subprocess
@@ -74,20 +75,28 @@ class Stack:
         self.agent_settings = {}  # what `make agent` was given, for compose on its project
         self.registry = None
         self.env = {
-            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/root"),
             # Where Docker looks for CLI plugins: Compose v2 for v2, none for v1.
-            "DOCKER_CONFIG": str(docker_config_with_v2(work / "docker") if version == "v2"
-                                 else work / "docker"),
+            "DOCKER_CONFIG": str(
+                docker_config_with_v2(work / "docker") if version == "v2" else work / "docker"
+            ),
             "COMPOSE_PROJECT_NAME": self.name,
             "COMPOSE_FILE": "docker-compose.yml:docker-compose.override.yml"
-                            + (":tests/programs/docker-compose.placeholders.yml" if local_images else ""),
-            "PREFECT_NETWORK": self.name, "PROJECT_IMAGE": f"{self.name}:latest",
-            "FLOW_IMAGE": self.flow_image, **local_images,
-            "UI_PORT": str(self.ui_port), "APOLLO_PORT": str(self.apollo_port),
-            "SCHEDULE_CRON": "* * * * *", "SCHEDULE_N_USERS": "5",
-            "HTTP_RETRIES": "1", "HTTP_RETRY_DELAY": "1",
+            + (":tests/programs/docker-compose.placeholders.yml" if local_images else ""),
+            "PREFECT_NETWORK": self.name,
+            "PROJECT_IMAGE": f"{self.name}:latest",
+            "FLOW_IMAGE": self.flow_image,
+            **local_images,
+            "UI_PORT": str(self.ui_port),
+            "APOLLO_PORT": str(self.apollo_port),
+            "SCHEDULE_CRON": "* * * * *",
+            "SCHEDULE_N_USERS": "5",
+            "HTTP_RETRIES": "1",
+            "HTTP_RETRY_DELAY": "1",
             # Small pages: a run of a few thousand users has enough for two Dask workers.
-            "PAGE_SIZE": "500", "AGENT_PROJECT": self.agent_project,
+            "PAGE_SIZE": "500",
+            "AGENT_PROJECT": self.agent_project,
         }
         # The stand-in in apollo's place (local images) answers towel's passes on request.
         self.standin = bool(local_images)
@@ -105,32 +114,59 @@ class Stack:
 
     def refuse_if_in_use(self) -> None:
         """Two stacks must not share a project, network or volume: stop rather than join one."""
-        containers = [output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}")
-                      for name in (self.name, self.agent_project)]
-        networks = [run("docker", "network", "inspect", name, check=False, capture_output=True).returncode
-                    for name in (self.name, self.agent_project)]
-        volume = run("docker", "volume", "inspect", f"{self.name}_postgres-data", check=False,
-                     capture_output=True)
+        containers = [
+            output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}")
+            for name in (self.name, self.agent_project)
+        ]
+        networks = [
+            run("docker", "network", "inspect", name, check=False, capture_output=True).returncode
+            for name in (self.name, self.agent_project)
+        ]
+        volume = run(
+            "docker", "volume", "inspect", f"{self.name}_postgres-data", check=False, capture_output=True
+        )
         if any(containers) or 0 in networks or volume.returncode == 0:
-            raise SystemExit(f"e2e: the compose project {self.name} is in use (its containers, "
-                             f"network or volume exist): is another make e2e running? If not, "
-                             f"remove them: docker compose -p {self.name} down --volumes")
+            raise SystemExit(
+                f"e2e: the compose project {self.name} is in use (its containers, "
+                f"network or volume exist): is another make e2e running? If not, "
+                f"remove them: docker compose -p {self.name} down --volumes"
+            )
 
     def make(self, *args, check=True, **settings) -> subprocess.CompletedProcess:
         """`make args` in the checkout, with `settings` in its environment as well."""
-        result = run("make", "--no-print-directory", "-C", self.dir, *args,
-                     f"VENV={ROOT / '.venv'}", *self.make_args, env={**self.env, **settings},
-                     check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        result = run(
+            "make",
+            "--no-print-directory",
+            "-C",
+            self.dir,
+            *args,
+            f"VENV={ROOT / '.venv'}",
+            *self.make_args,
+            env={**self.env, **settings},
+            check=False,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"make {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"make {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
         return result
 
     def compose(self, *args, agent=False, **kwargs) -> subprocess.CompletedProcess:
         """Compose on the stack, every profile on; or (`agent`) on `make agent`'s project."""
-        where = (["--project-directory", ".", "-f", "agent/docker-compose.yml", "-p", self.agent_project]
-                 if agent else [])
-        env = {**self.env, **(self.agent_settings if agent else {}), "COMPOSE_PROFILES": "offline,dask,public"}
+        where = (
+            ["--project-directory", ".", "-f", "agent/docker-compose.yml", "-p", self.agent_project]
+            if agent
+            else []
+        )
+        env = {
+            **self.env,
+            **(self.agent_settings if agent else {}),
+            "COMPOSE_PROFILES": "offline,dask,public",
+        }
         return run(*self.compose_command, *where, *args, cwd=self.dir, env=env, **kwargs)
 
     def containers(self, service: str, agent=False) -> list:
@@ -143,8 +179,10 @@ class Stack:
     def wait_healthy(self, service: str, seconds: float = 120, agent=False) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            statuses = [output("docker", "inspect", "-f", "{{.State.Health.Status}}", container)
-                        for container in self.containers(service, agent)]
+            statuses = [
+                output("docker", "inspect", "-f", "{{.State.Health.Status}}", container)
+                for container in self.containers(service, agent)
+            ]
             if statuses and set(statuses) == {"healthy"}:
                 return
             time.sleep(1)
@@ -158,9 +196,12 @@ class Stack:
         return answer["data"]
 
     def flows(self, name: str = "Users report") -> list:
-        return self.graphql("query($name: String) { flow(where: {name: {_eq: $name}}, order_by: "
-                            "{version: asc}) { id version archived flow_group_id version_group_id "
-                            "storage run_config } }", {"name": name})["flow"]
+        return self.graphql(
+            "query($name: String) { flow(where: {name: {_eq: $name}}, order_by: "
+            "{version: asc}) { id version archived flow_group_id version_group_id "
+            "storage run_config } }",
+            {"name": name},
+        )["flow"]
 
     def active_flow(self, name: str = "Users report") -> dict:
         (flow,) = [flow for flow in self.flows(name) if not flow["archived"]]
@@ -168,21 +209,31 @@ class Stack:
 
     def runs(self, where: dict) -> dict:
         """The flow runs `where` selects, by id, oldest scheduled first."""
-        found = self.graphql("query($where: flow_run_bool_exp) { flow_run(where: $where, order_by: "
-                             "{scheduled_start_time: asc}) { " + RUN_FIELDS + " } }", {"where": where})
+        found = self.graphql(
+            "query($where: flow_run_bool_exp) { flow_run(where: $where, order_by: "
+            "{scheduled_start_time: asc}) { " + RUN_FIELDS + " } }",
+            {"where": where},
+        )
         return {run["id"]: run for run in found["flow_run"]}
 
     def run(self, run_id: str) -> dict:
         return self.runs({"id": {"_eq": run_id}})[run_id]
 
     def task_runs(self, run_id: str) -> list:
-        return self.graphql("query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { map_index state "
-                            "state_message task { slug } } } }", {"id": run_id})["flow_run_by_pk"]["task_runs"]
+        return self.graphql(
+            "query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { map_index state "
+            "state_message task { slug } } } }",
+            {"id": run_id},
+        )["flow_run_by_pk"]["task_runs"]
 
     def logs(self, run_id: str) -> list:
-        return [log["message"] for log in self.graphql(
-            "query($id: uuid!) { flow_run_by_pk(id: $id) { logs(order_by: {timestamp: asc}) { message } } }",
-            {"id": run_id})["flow_run_by_pk"]["logs"]]
+        return [
+            log["message"]
+            for log in self.graphql(
+                "query($id: uuid!) { flow_run_by_pk(id: $id) { logs(order_by: {timestamp: asc}) { message } } }",
+                {"id": run_id},
+            )["flow_run_by_pk"]["logs"]
+        ]
 
     def create_run(self, inputs=None, labels=None, flow_name="Users report") -> str:
         """A run started as a person starts it in the UI: on the flow's Run page with
@@ -210,15 +261,18 @@ class Stack:
         about it: what a failing hop prints."""
         flow_run = self.run(run_id)
         lines = [f"run {run_id}: {flow_run['state']}: {flow_run['state_message']}"]
-        lines += [f"  task {t['task']['slug']}[{t['map_index']}]: {t['state']}: {t['state_message']}"
-                  for t in self.task_runs(run_id)]
+        lines += [
+            f"  task {t['task']['slug']}[{t['map_index']}]: {t['state']}: {t['state_message']}"
+            for t in self.task_runs(run_id)
+        ]
         lines += [f"  log {message.strip()[:200]}" for message in self.logs(run_id)][-15:]
         agent_log = self.compose("logs", "--no-color", "agent", capture_output=True, text=True).stdout
         lines += [f"  agent {line}" for line in agent_log.splitlines() if run_id in line][-10:]
         return "\n".join(lines)
 
-    def successful_runs(self, n_users: int, count: int = 1, seconds: float = 180,
-                        quick_run: bool = False) -> list:
+    def successful_runs(
+        self, n_users: int, count: int = 1, seconds: float = 180, quick_run: bool = False
+    ) -> list:
         """Starts `count` runs of `n_users` from the UI (Quick Run: the default's users) and
         returns their reports once all succeeded."""
         inputs = None if quick_run else {"n_users": n_users}
@@ -226,8 +280,10 @@ class Stack:
         runs = self.wait_for_runs(run_ids, seconds)
         failed = [run_id for run_id, flow_run in runs.items() if flow_run["state"] != "Success"]
         if failed:
-            raise AssertionError(f"{len(failed)} of {count} runs did not succeed:\n"
-                                 + "\n".join(self.explain(run_id) for run_id in failed))
+            raise AssertionError(
+                f"{len(failed)} of {count} runs did not succeed:\n"
+                + "\n".join(self.explain(run_id) for run_id in failed)
+            )
         return [self.report_of(run_id, n_users) for run_id in run_ids]
 
     def report_of(self, run_id: str, n_users: int) -> str:
@@ -243,10 +299,15 @@ class Stack:
         ensure_command("docker-registry", "docker-registry")
         port = free_port()
         config = self.dir.parent / "registry.yml"
-        config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir.parent / 'registry'}\n"
-                          f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
-        self.registry = subprocess.Popen(["timeout", "3600", "docker-registry", "serve", str(config)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config.write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir.parent / 'registry'}\n"
+            f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n"
+        )
+        self.registry = subprocess.Popen(
+            ["timeout", "3600", "docker-registry", "serve", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         address = f"127.0.0.1:{port}"
         for _ in range(50):
             try:
@@ -265,8 +326,15 @@ class Stack:
         self.compose("stop", "--timeout", "5", "agent", **quiet)
         self.compose("stop", "--timeout", "5", "agent", agent=True, **quiet)
         for network in (self.name, self.agent_project):  # each project's network has its name
-            flow_runs = output("docker", "ps", "-aq", "--filter", f"network={network}",
-                               "--filter", "label=io.prefect.flow-run-id").split()
+            flow_runs = output(
+                "docker",
+                "ps",
+                "-aq",
+                "--filter",
+                f"network={network}",
+                "--filter",
+                "label=io.prefect.flow-run-id",
+            ).split()
             if flow_runs:
                 run("docker", "rm", "--force", *flow_runs, **quiet)
         run("docker", "rm", "--force", f"{self.agent_project}-users-api", f"{self.name}-hooks", **quiet)

@@ -8,6 +8,7 @@ run it prints the run's and its task runs' states and messages, its logs, the ag
 about it, and its container's exit code and last lines (flow containers remove
 themselves: a watch on Docker's events keeps them), then one line per batch.
 """
+
 import argparse
 import json
 import subprocess
@@ -29,10 +30,25 @@ class ContainerWatch:
         self.folder, self.exits, self.followers = folder, {}, []
         folder.mkdir(parents=True, exist_ok=True)
         self.events = subprocess.Popen(
-            ["docker", "events", "--format", "{{json .}}", "--filter", "type=container",
-             "--filter", "label=io.prefect.flow-run-id", "--filter", "event=start",
-             "--filter", "event=die", "--filter", "event=oom"],
-            stdout=subprocess.PIPE, text=True)
+            [
+                "docker",
+                "events",
+                "--format",
+                "{{json .}}",
+                "--filter",
+                "type=container",
+                "--filter",
+                "label=io.prefect.flow-run-id",
+                "--filter",
+                "event=start",
+                "--filter",
+                "event=die",
+                "--filter",
+                "event=oom",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         threading.Thread(target=self._follow, daemon=True).start()
 
     def _follow(self) -> None:
@@ -42,16 +58,23 @@ class ContainerWatch:
             run_id = attributes["io.prefect.flow-run-id"]
             if event["Action"] == "start":  # its output, before it removes itself
                 with open(self.folder / f"{run_id}.log", "ab") as output:
-                    self.followers.append(subprocess.Popen(
-                        ["docker", "logs", "--follow", event["Actor"]["ID"]],
-                        stdout=output, stderr=subprocess.STDOUT))
+                    self.followers.append(
+                        subprocess.Popen(
+                            ["docker", "logs", "--follow", event["Actor"]["ID"]],
+                            stdout=output,
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
             else:
                 self.exits.setdefault(run_id, []).append(
-                    "killed for memory" if event["Action"] == "oom" else f"exit {attributes.get('exitCode')}")
+                    "killed for memory" if event["Action"] == "oom" else f"exit {attributes.get('exitCode')}"
+                )
 
     def explain(self, run_id: str) -> str:
         log = self.folder / f"{run_id}.log"
-        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else ["(no container output)"]
+        tail = (
+            log.read_text(errors="replace").splitlines()[-15:] if log.exists() else ["(no container output)"]
+        )
         exits = ", ".join(self.exits.get(run_id, [])) or "no container ended"
         return "\n".join([f"  container: {exits}"] + [f"  container {line}" for line in tail])
 
@@ -86,8 +109,11 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=1000, help="n_users of each run")
     args = parser.parse_args(argv)
     local = not choose_images().startswith("upstream")
-    images = ({"BASE_IMAGE": base_image(), "E2E_POSTGRES_IMAGE": postgres_image(),
-               "PROXY_IMAGE": proxy_image()} if local else {})
+    images = (
+        {"BASE_IMAGE": base_image(), "E2E_POSTGRES_IMAGE": postgres_image(), "PROXY_IMAGE": proxy_image()}
+        if local
+        else {}
+    )
     total_lost = 0
     with tempfile.TemporaryDirectory(prefix="load-") as work:
         stack = Stack("v2", images, Path(work), name="users-report-load")
@@ -101,8 +127,11 @@ def main(argv=None) -> int:
                 total_lost += lost
                 for text in explained:
                     print(text, flush=True)
-                print(f"batch {number}: {args.runs} runs of {args.users:,} users, {lost} lost, "
-                      f"{time.monotonic() - begun:.0f} s", flush=True)
+                print(
+                    f"batch {number}: {args.runs} runs of {args.users:,} users, {lost} lost, "
+                    f"{time.monotonic() - begun:.0f} s",
+                    flush=True,
+                )
         finally:
             watch.stop()
             stack.tear_down()

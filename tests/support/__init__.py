@@ -1,4 +1,5 @@
 """What the tests and the programs behind `make smoke`, `make e2e` and `make bench` share."""
+
 import os
 import socket
 import subprocess
@@ -21,8 +22,13 @@ def run_module(args, env: dict, stdin=None, timeout=180) -> subprocess.Completed
     names one: it runs there."""
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
-        [sys.executable, *args], cwd=env["PYTHONPATH"], input=stdin, capture_output=True,
-        text=True, env=env, timeout=timeout,
+        [sys.executable, *args],
+        cwd=env["PYTHONPATH"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
     )
 
 

@@ -4,6 +4,7 @@ prints what reached Docker as JSON. Run it with the agent container's environmen
     python -m tests.support.agent_probe deploy < dry-run.json   deploy one made-up run of that flow
     python -m tests.support.agent_probe poll 3                  poll the API 3 times, deploy what is due
 """
+
 import json
 import sys
 from unittest import mock
@@ -39,30 +40,37 @@ class FakeDockerClient:
 
 
 def made_up_run(registered: dict) -> GraphQLResult:
-    return GraphQLResult({
-        "id": "flow-run-1",
-        "name": "ad-hoc-run",
-        "version": 1,
-        "run_config": registered["run_config"],
-        "flow": {
-            "id": "flow-1",
-            "name": registered["name"],
-            "storage": registered["storage"],
-            "core_version": "0.15.9",
-        },
-    })
+    return GraphQLResult(
+        {
+            "id": "flow-run-1",
+            "name": "ad-hoc-run",
+            "version": 1,
+            "run_config": registered["run_config"],
+            "flow": {
+                "id": "flow-1",
+                "name": registered["name"],
+                "storage": registered["storage"],
+                "core_version": "0.15.9",
+            },
+        }
+    )
 
 
 def main(mode: str, polls: str = "3") -> None:
     docker = FakeDockerClient()
-    with mock.patch.object(DockerAgent, "_get_docker_client", lambda agent: docker), \
-            mock.patch.object(DockerAgent, "stream_flow_logs") as stream_logs:
+    with (
+        mock.patch.object(DockerAgent, "_get_docker_client", lambda agent: docker),
+        mock.patch.object(DockerAgent, "stream_flow_logs") as stream_logs,
+    ):
         agent = build_agent(load_stack_settings())
         if mode == "deploy":
             registered = json.load(sys.stdin)["serialized_flow"]
             # No API here: the agent's own look-up of the run answers as the server would.
-            stored = {"context": {}, "run_config": registered["run_config"],
-                      "flow": {"run_config": registered["run_config"], "flow_group": {"run_config": None}}}
+            stored = {
+                "context": {},
+                "run_config": registered["run_config"],
+                "flow": {"run_config": registered["run_config"], "flow_group": {"run_config": None}},
+            }
             ask_api = agent.client.graphql
 
             def graphql(query, *args, **kwargs):
@@ -77,11 +85,16 @@ def main(mode: str, polls: str = "3") -> None:
             agent.agent_address = f"http://127.0.0.1:{free_port()}"
             agent.max_polls = int(polls)
             agent.start()
-    print(json.dumps({
-        "labels": sorted(agent.labels),
-        "logs_streamed": stream_logs.called,
-        "calls": docker.calls,
-    }, default=str))
+    print(
+        json.dumps(
+            {
+                "labels": sorted(agent.labels),
+                "logs_streamed": stream_logs.called,
+                "calls": docker.calls,
+            },
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The in-process path of a run, for the tests: register.py against the API stand-in, the
 agent as agent/start.py builds it (a fake Docker client), and the container it would
 create, run here with the container's environment."""
+
 import json
 import subprocess
 import sys
@@ -34,8 +35,11 @@ def only_flow(standin):
 
 def agent_polls(env, polls=2):
     """The agent as agent/start.py builds it; the container it would create, if any."""
-    probe = json.loads(run_module(["-m", "tests.support.agent_probe", "poll", str(polls)], env)
-                       .stdout.strip().splitlines()[-1])
+    probe = json.loads(
+        run_module(["-m", "tests.support.agent_probe", "poll", str(polls)], env)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
 
 
@@ -45,12 +49,23 @@ def start_container_here(create, env, **prefect_config) -> subprocess.Popen:
     as a container's processes are, so that killing it kills its heartbeat process too."""
     ((host_dir, bind),) = create["host_config"]["binds"].items()
     assert bind == {"bind": FLOW_REPORTS_DIR, "mode": "rw"}
-    container_env = {**create["environment"], "REPORTS_DIR": host_dir,
-                     "PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"], **prefect_config}
+    container_env = {
+        **create["environment"],
+        "REPORTS_DIR": host_dir,
+        "PATH": env["PATH"],
+        "PYTHONPATH": env["PYTHONPATH"],
+        **prefect_config,
+    }
     assert create["command"] == "prefect execute flow-run"
-    return subprocess.Popen([sys.executable, "-m", "tests.support.run_flow_in_place"], cwd=env["PYTHONPATH"],
-                            env=container_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.run_flow_in_place"],
+        cwd=env["PYTHONPATH"],
+        env=container_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def run_container_here(create, env, **prefect_config) -> subprocess.CompletedProcess:
@@ -65,8 +80,9 @@ def adhoc_run(standin, env, n_users, start=True, **prefect_config):
     created and the result."""
     register(env)
     with client(standin):
-        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"],
-                                                  parameters={"n_users": n_users})
+        run_id = prefect.Client().create_flow_run(
+            flow_id=only_flow(standin)["id"], parameters={"n_users": n_users}
+        )
     (create,) = agent_polls(env)
     assert states_of(standin, run_id) == ["Submitted"]
     return run_id, create, run_container_here(create, env, **prefect_config) if start else None
@@ -74,10 +90,12 @@ def adhoc_run(standin, env, n_users, start=True, **prefect_config):
 
 def task_runs(standin, run_id):
     names = {task["id"]: task["slug"] for task in standin.tables["task"].values()}
-    return {(names[run["task_id"]], run["map_index"]): run
-            for run in standin.tables["task_run"].values() if run["flow_run_id"] == run_id}
+    return {
+        (names[run["task_id"]], run["map_index"]): run
+        for run in standin.tables["task_run"].values()
+        if run["flow_run_id"] == run_id
+    }
 
 
 def states_of(standin, run_id):
-    return [entry["type"] for entry in standin.tables["state_history"].values()
-            if entry["run_id"] == run_id]
+    return [entry["type"] for entry in standin.tables["state_history"].values() if entry["run_id"] == run_id]

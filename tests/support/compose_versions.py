@@ -6,6 +6,7 @@
   folder of our own, it makes `docker compose` work exactly as on a user's machine.
 - v1 (`docker-compose` 1.29, end-of-life but still installed by Debian): where installed.
 """
+
 import os
 import shutil
 import subprocess
@@ -37,4 +38,3 @@ def docker_config_with_v2(folder: Path) -> Path:
     if not link.exists():
         link.symlink_to(V2_BINARY)
     return folder
-

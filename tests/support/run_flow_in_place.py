@@ -4,6 +4,7 @@ The flow's Docker storage names its script by the path it has in the image
 (/app/flows/...); this reads the same script from the checkout instead. Everything else,
 loading it and running it, is Prefect's own.
 """
+
 from pathlib import Path
 from unittest import mock
 

@@ -6,6 +6,7 @@ the flow's page and starts a run from it, for tests to replay against the API.
   (src/pages/Flow/Run.vue, with every variable) and by Quick Run
   (src/pages/Flow/Actions.vue, with `id` only).
 """
+
 import json
 import urllib.request
 
@@ -39,8 +40,10 @@ def post(api_url: str, query: str, variables: dict, **headers) -> dict:
     """One request as the UI's Apollo client makes it (with `headers`, e.g. its Origin);
     the answer's JSON."""
     request = urllib.request.Request(
-        f"{api_url}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json", **headers})
+        f"{api_url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json", **headers},
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.load(answer)
 
@@ -54,7 +57,10 @@ def run_page_variables(flow_group: dict, inputs: dict, run_name: str, labels=Non
     run_config = flow["run_config"]
     prefilled = flow_group["labels"] or (run_config or {}).get("labels") or []
     return {
-        "context": {}, "id": flow["id"], "flowRunName": run_name, "parameters": inputs,
+        "context": {},
+        "id": flow["id"],
+        "flowRunName": run_name,
+        "parameters": inputs,
         "scheduledStartTime": None,
         "runConfig": {**run_config, "labels": []} if run_config else None,
         "labels": prefilled if labels is None else labels,

@@ -5,6 +5,7 @@ stack's network, where it prints each body as a line of JSON:
 
     python -m tests.support.webhook_receiver --host 0.0.0.0 --port 8998
 """
+
 import argparse
 import json
 import threading
@@ -13,8 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WebhookReceiver:
-    def __init__(self, mode="ok", hang_seconds=5.0, lifetime=120.0, host="127.0.0.1", port=0,
-                 echo=False):
+    def __init__(self, mode="ok", hang_seconds=5.0, lifetime=120.0, host="127.0.0.1", port=0, echo=False):
         self.mode, self.hang_seconds, self.bodies = mode, hang_seconds, []
         receiver = self
 
