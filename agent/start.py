@@ -10,6 +10,12 @@
    otherwise ask a person to make it), then runs the agent.
 """
 
+# Imported before any thread: DockerAgent deploys runs in threads, and each deployment
+# starts a log-streaming process, whose start imports this module the first time. Two
+# threads doing so at once made one fail on Debian's Python 3.9 ("cannot import name
+# 'Popen' from partially initialized module": python/cpython#83065, as in
+# apache/buildstream#1463): its run ended Failed while its container went on.
+import multiprocessing.popen_fork  # noqa: F401
 import os
 import sys
 import threading

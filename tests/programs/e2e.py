@@ -390,6 +390,11 @@ def agent_restart(stack: Stack) -> str:
 
 
 def load(stack: Stack) -> str:
+    """LOAD_RUNS runs at once, the first a freshly started agent deploys: each deployment,
+    in its own thread, starts its first log-streaming process at the same moment (one of
+    20 runs was lost so: agent/start.py)."""
+    run("docker", "restart", stack.container("agent"), stdout=subprocess.DEVNULL)
+    stack.wait_healthy("agent")
     begun = time.monotonic()
     watch = ContainerWatch(stack.dir.parent / "containers")
     try:
