@@ -1,26 +1,18 @@
-"""Shared fixtures and helpers: the fake users API on loopback, a runner of the real `make
-run` entry, and the compose file resolved by Compose v2 and v1."""
+"""The tests' fixtures (their helpers live in tests/support/): the fake users API on
+loopback, the API stand-in, the stack's environment, a runner of the real `make run`
+entry, and the compose files resolved by Compose v2 and v1."""
 
 import os
-import shlex
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-import yaml
 
 from demo.users_api import DemoUsersAPI
-from flows.users_report.pacing import LEDGER_NAME
 from tests.prefect_api_standin import PrefectAPIStandIn
 from tests.support import ROOT, free_port
-from tests.support.compose_versions import COMPOSE_VERSIONS, V2_BINARY, compose_v1
-
-
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens."""
-    return f"http://127.0.0.1:{free_port()}/api/"
+from tests.support.compose_config import compose_config
+from tests.support.compose_versions import COMPOSE_VERSIONS
+from tests.support.pipeline_runs import closed_port_url, finish, start_run
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 def pytest_configure(config):
@@ -30,11 +22,6 @@ def pytest_configure(config):
     os.environ["PREFECT__BACKEND"] = "server"
     os.environ["PREFECT__SERVER__HOST"] = "http://127.0.0.1"
     os.environ["PREFECT__SERVER__PORT"] = str(free_port())
-
-
-def report_names(reports_dir: Path) -> list:
-    """What a folder of reports holds, but the users API's budget ledger (kept on purpose)."""
-    return sorted(path.name for path in reports_dir.iterdir() if path.name != LEDGER_NAME)
 
 
 @pytest.fixture
@@ -75,37 +62,12 @@ def stack_env(standin, users_api, tmp_path):
     }
 
 
-def pipeline_env(url: str, reports_dir: Path, **settings) -> dict:
-    env = {
-        **os.environ,
-        "RANDOMUSER_URL": url,
-        "REPORTS_DIR": str(reports_dir),
-        "HTTP_RETRY_DELAY": "0.01",
-        "HTTP_TIMEOUT": "5",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.update({key: str(value) for key, value in settings.items()})
-    return env
-
-
-def start_run(url: str, reports_dir: Path, n_users=None, **settings) -> subprocess.Popen:
-    """Starts `python -m flows.users_report`, the command behind `make run`."""
-    args = [sys.executable, "-m", "flows.users_report"]
-    if n_users is not None:
-        args += ["--n-users", str(n_users)]
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=pipeline_env(url, reports_dir, **settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback, standing in for Slack's."""
+    hooks = WebhookReceiver()
+    yield hooks
+    hooks.stop()
 
 
 @pytest.fixture
@@ -124,83 +86,3 @@ def compose_version(request):
 @pytest.fixture(scope="module")
 def config(compose_version):
     return compose_config(compose_version)
-
-
-# ---- `compose config` for the tests, under either version --------------------------------
-
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret"}
-HOST_REPORTS = "/srv/office/reports"
-# Compose reads .env of the project directory unless told another file: an empty one here.
-NO_ENV_FILE = Path(tempfile.mkdtemp(prefix="compose-env-")) / "empty.env"
-NO_ENV_FILE.write_text("")
-
-
-def compose_command(version: str) -> str:
-    if version == "v2":
-        return str(V2_BINARY)
-    v1 = compose_v1()
-    if v1 is None:
-        message = "docker-compose 1.29 is not installed (Debian: apt-get install docker-compose)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return v1
-
-
-def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
-    # Only what is given: no .env or shell setting of the developer's leaks in.
-    clean = {"PATH": os.environ["PATH"], **(env or {})}
-    return subprocess.run(
-        [compose_command(version), "--project-directory", str(cwd), *args],
-        cwd=cwd,
-        env=clean,
-        capture_output=True,
-        text=True,
-    )
-
-
-def compose_config(version="v2", public=False, **env) -> dict:
-    """The resolved compose files as `make up` uses them: docker-compose.yml with the
-    loopback ports of docker-compose.override.yml, or (`public`, PUBLIC=1) with the HTTPS
-    port of docker-compose.public.yml; every profile's services included (v2 leaves out
-    those of profiles not asked for)."""
-    overlay = "docker-compose.public.yml" if public else "docker-compose.override.yml"
-    files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / overlay)]
-    result = docker_compose(
-        version,
-        *files,
-        "--env-file",
-        str(NO_ENV_FILE),
-        "--profile",
-        "offline",
-        "--profile",
-        "dask",
-        "config",
-        env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
-    )
-    assert result.returncode == 0, result.stderr
-    return short_syntax(yaml.safe_load(result.stdout))
-
-
-def short_syntax(config: dict) -> dict:
-    """Compose v2 writes ports, volumes and commands in long syntax and adds defaults
-    (`required`, volume names); v1 keeps the short one. One form for both, to compare."""
-    for service in config["services"].values():
-        if isinstance(service.get("command"), str):
-            service["command"] = shlex.split(service["command"])
-        service["ports"] = [
-            port
-            if isinstance(port, str)
-            else f"{port['host_ip']}:{port['published']}:{port['target']}/{port['protocol']}"
-            for port in service.get("ports", [])
-        ]
-        service["volumes"] = [
-            volume
-            if isinstance(volume, str)
-            else f"{volume['source']}:{volume['target']}:{'ro' if volume.get('read_only') else 'rw'}"
-            for volume in service.get("volumes", [])
-        ]
-        for dependency in service.get("depends_on", {}).values():
-            dependency.pop("required", None)
-    config["volumes"] = {name: {} for name in config.get("volumes", {})}
-    return config

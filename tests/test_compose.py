@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from flows.users_report.settings import PIPELINE_VARIABLES
-from tests.conftest import (
+from tests.support import ROOT
+from tests.support.compose_config import (
     HOST_REPORTS,
     NO_ENV_FILE,
     SECRETS,
@@ -21,7 +22,6 @@ from tests.conftest import (
     docker_compose,
     short_syntax,
 )
-from tests.support import ROOT
 
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
 

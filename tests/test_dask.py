@@ -5,10 +5,9 @@ import time
 
 import pytest
 
-from tests.conftest import finish, pipeline_env, start_run
 from tests.support import free_port, run_module
 from tests.support.dask_cluster import local_cluster
-from tests.test_users_report import read_csv
+from tests.support.pipeline_runs import finish, pipeline_env, read_csv, start_run
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 import requests
 
 from demo.users_api import COLUMNS, DemoUsersAPI
-from tests.conftest import finish, report_names, start_run
-from tests.test_users_report import expected_rows, read_csv
+from tests.support.pipeline_runs import expected_rows, finish, read_csv, report_names, start_run
 
 LIMIT, WINDOW = 4000, 5
 SCALED_DOWN = {"USERS_API_LIMIT": LIMIT, "USERS_API_WINDOW": WINDOW, "PAGE_SIZE": 1000, "HTTP_RETRIES": 0}

@@ -17,8 +17,8 @@ import yaml
 from agent.start import CA_BUNDLE
 from stack.catalog import FlowPackage
 from stack.settings import FLOW_REPORTS_DIR
-from tests.conftest import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
 from tests.support import ROOT, run_module, users_report_entry
+from tests.support.compose_config import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
 
 FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
 

@@ -290,3 +290,21 @@ def test_a_log_sent_without_a_timestamp_is_stamped_and_ordered(standin, stack_en
         "sent first",
         "the agent's line",
     ]
+
+
+def test_the_standin_refuses_what_it_does_not_know(standin):
+    """So that a change in what Prefect sends fails these tests instead of passing."""
+    errors = [
+        standin.execute("query { flow { id no_such_column } }"),
+        standin.execute("mutation { no_such_mutation(input: {}) { id } }"),
+        standin.execute('query { flow(where: {name: {_ilike: "Users%"}}) { id } }'),
+        standin.execute('query { flow(order_by: {version: "desc"}) { id } }'),
+        standin.execute("query { flow(where: {no_such_column: {_eq: 1}}) { id } }"),
+    ]
+    messages = [body["errors"][0]["message"] for body in errors]
+    assert "Cannot query field 'no_such_column' on type 'flow'." in messages[0]
+    assert "Cannot query field 'no_such_mutation' on type 'Mutation'." in messages[1]
+    assert "cannot honour the operator '_ilike'" in messages[2]
+    assert "order_by takes {column: asc|desc} with enum values" in messages[3]
+    assert "no column 'no_such_column'" in messages[4]
+    assert standin.operations == []

@@ -1,6 +1,5 @@
 """End-to-end runs of the "Users report" flow against the fake users API on loopback."""
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -8,31 +7,20 @@ from pathlib import Path
 import pytest
 
 from demo.users_api import COLUMNS, users_csv
-from tests.conftest import closed_port_url, finish, report_names, start_run
+from tests.support.pipeline_runs import (
+    closed_port_url,
+    expected_rows,
+    finish,
+    read_csv,
+    report_names,
+    start_run,
+)
 
 MESSAGES = (
     "Dados baixados com sucesso!",
     "Dados convertidos em DataFrame com sucesso!",
     "Dados salvos em report.csv com sucesso!",
 )
-
-
-def read_csv(path: Path):
-    with open(path, newline="", encoding="utf-8") as handle:
-        header, *rows = csv.reader(handle)
-    return header, rows
-
-
-def expected_rows(requests, n_users):
-    """What the API served for the run's requests, cut to `n_users`."""
-    rows = []
-    for query in sorted(requests, key=lambda q: int(q["page"])):
-        rows += read_csv_text(users_csv(query["seed"], int(query["page"]), int(query["results"])))
-    return rows[:n_users]
-
-
-def read_csv_text(text):
-    return list(csv.reader(text.splitlines()))[1:]
 
 
 def assert_only_report_files(reports_dir: Path, reports: int):
