@@ -99,6 +99,16 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         package, deployment = self.package_of(flow_run)
         return per_flow.missing_secret(deployment, per_flow.read_secrets(self.secrets_file), package)
 
+    def _safe_write_run_log(self, flow_run, message, level) -> None:
+        """Prefect's own raises when the API does not take the line, and `_deploy_flow_run`
+        then marks a run Failed whose container it has started (prefect 0.15.9
+        agent/agent.py 393-424): under load, a 15 s timeout on "Submitted for execution"
+        ended a run that was running fine. A lost line costs the agent's log a warning."""
+        try:
+            super()._safe_write_run_log(flow_run, message, level)
+        except Exception as exc:
+            self.logger.warning(f"Flow run {flow_run.id}: the API took no log line ({exc}): {message}")
+
     def _get_run_config(self, flow_run, run_config_cls):
         """The run's run config (admitted: no host config of its own) with the flow's limits."""
         run_config = super()._get_run_config(flow_run, run_config_cls)

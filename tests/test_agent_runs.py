@@ -14,6 +14,7 @@ from tests.support.agent_runs import (
     client,
     only_flow,
     register,
+    run_container_here,
     states_of,
     task_runs,
 )
@@ -96,3 +97,17 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
     assert agent_polls(stack_env) == []
     assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
     assert states_of(standin, run_id) == []
+
+
+def test_a_log_line_the_api_does_not_take_costs_no_run(standin, stack_env):
+    """The agent's "Submitted for execution" line, written once the container started, is
+    refused (a server too slow to answer in time): the run goes on, its container made."""
+    register(stack_env)
+    standin.refuse("write_run_logs", "Read timed out. (read timeout=15)")
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"], parameters={"n_users": 3})
+    (create,) = agent_polls(stack_env)
+    assert create["labels"]["io.prefect.flow-run-id"] == run_id
+    assert states_of(standin, run_id) == ["Submitted"]
+    assert run_container_here(create, stack_env).returncode == 0
+    assert states_of(standin, run_id)[-1] == "Success"

@@ -5,8 +5,9 @@ towel's recovery of runs in towel.py; the tables in tables.py."""
 
 import json
 import threading
+from functools import lru_cache
 
-from graphql import GraphQLError, graphql_sync, parse
+from graphql import GraphQLError, execute_sync, parse, validate
 
 from tests.prefect_api_standin.flows import Flows
 from tests.prefect_api_standin.hooks import Hooks
@@ -27,23 +28,61 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         self.submitted_locks = {}
         self.submitted_lock_seconds = SUBMITTED_LOCK_SECONDS
         self.lock = threading.RLock()
+        self.refusals = {}  # root field -> [message, times left]: see refuse()
         self._server = None
         fields = [*schema.query_type.fields, *schema.mutation_type.fields]
         self._root = {field: getattr(self, f"resolve_{field}") for field in fields}
+        # Parsed and validated once per query text: the agent and every flow run send the
+        # same few again and again, and parsing under the lock made the API the bottleneck
+        # of 50 runs at once.
+        self._prepare = lru_cache(maxsize=2048)(self._parse_and_validate)
+
+    def _parse_and_validate(self, query: str):
+        """The query's document, its validation errors, and its operations' root fields."""
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            return None, [error], ()
+        operations = tuple(
+            (d.operation.value, tuple(s.name.value for s in d.selection_set.selections))
+            for d in document.definitions
+        )
+        return document, validate(self.schema, document), operations
 
     def execute(self, query: str, variables=None) -> dict:
         if isinstance(variables, str):
             variables = json.loads(variables or "null")
+        document, errors, operations = self._prepare(query)
+        data = None
         with self.lock:
-            result = graphql_sync(self.schema, query, root_value=self._root, variable_values=variables or {})
-            if not result.errors:
-                for definition in parse(query).definitions:
-                    fields = [s.name.value for s in definition.selection_set.selections]
-                    self.operations.append((definition.operation.value, fields, variables))
-        body = {"data": result.data}
-        if result.errors:
-            body["errors"] = [{"message": error.message, "path": error.path} for error in result.errors]
+            refused = self._refusal(operations)
+            if refused:
+                return {"data": None, "errors": [{"message": refused, "path": None}]}
+            if not errors:
+                result = execute_sync(
+                    self.schema, document, root_value=self._root, variable_values=variables or {}
+                )
+                data, errors = result.data, result.errors
+                if not errors:
+                    self.operations += [(kind, list(fields), variables) for kind, fields in operations]
+        body = {"data": data}
+        if errors:
+            body["errors"] = [{"message": error.message, "path": error.path} for error in errors]
         return body
+
+    def refuse(self, field: str, message: str, times: int = 1) -> None:
+        """The next `times` requests of the root field `field` fail with `message`, as a
+        server that is down or too slow to answer fails them."""
+        self.refusals[field] = [message, times]
+
+    def _refusal(self, operations):
+        fields = {field for _, names in operations for field in names}
+        for field in fields & set(self.refusals):
+            message, times = self.refusals[field]
+            if times:
+                self.refusals[field][1] -= 1
+                return message
+        return None
 
     def serve(self, host="127.0.0.1", port=0, lifetime=600.0) -> "PrefectAPIStandIn":
         from tests.prefect_api_standin.server import serve
