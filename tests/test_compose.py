@@ -18,6 +18,7 @@ from tests.support.compose_config import (
     HOST_REPORTS,
     NO_ENV_FILE,
     SECRETS,
+    agent_compose_config,
     compose_config,
     docker_compose,
     short_syntax,
@@ -260,34 +261,15 @@ def test_dask_workers_run_the_tasks_as_flow_runs_do(compose_version):
 def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(compose_version, tmp_path):
     """`make agent`'s compose file: the API's address and the registry are required (no
     default can be right on another host), the pipeline settings are the stack's."""
-    agent_file = str(ROOT / "agent" / "docker-compose.yml")
     needed = {
         "PREFECT_API_URL": "http://10.0.0.5:4200",
         "REGISTRY_URL": "registry.example:5000",
         "HOST_REPORTS_DIR": HOST_REPORTS,
     }
     for missing in needed:
-        result = docker_compose(
-            compose_version,
-            "-f",
-            agent_file,
-            "--env-file",
-            str(NO_ENV_FILE),
-            "config",
-            env={**needed, missing: ""},
-            cwd=ROOT,
-        )
+        result = agent_compose_config(compose_version, {**needed, missing: ""})
         assert result.returncode != 0 and f"{missing} is not set - " in result.stderr, result.stderr
-    result = docker_compose(
-        compose_version,
-        "-f",
-        agent_file,
-        "--env-file",
-        str(NO_ENV_FILE),
-        "config",
-        env={**needed, "AGENT_PROJECT": "office-agent"},
-        cwd=ROOT,
-    )
+    result = agent_compose_config(compose_version, {**needed, "AGENT_PROJECT": "office-agent"})
     assert result.returncode == 0, result.stderr
     config = short_syntax(yaml.safe_load(result.stdout))
     (name,) = config["services"]

@@ -18,7 +18,11 @@ from agent.start import CA_BUNDLE
 from stack.catalog import FlowPackage
 from stack.settings import FLOW_REPORTS_DIR
 from tests.support import ROOT, run_module, users_report_entry
-from tests.support.compose_config import HOST_REPORTS, NO_ENV_FILE, docker_compose, short_syntax
+from tests.support.compose_config import (
+    HOST_REPORTS,
+    agent_compose_config,
+    short_syntax,
+)
 
 FLOW_SCRIPT_IN_IMAGE = FlowPackage("users_report").script_in_image
 
@@ -218,15 +222,7 @@ def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_networ
         "AGENT_LABEL": "site-b",
         "PAGE_SIZE": "800",
     }
-    resolved = docker_compose(
-        compose_version,
-        "-f",
-        str(ROOT / "agent" / "docker-compose.yml"),
-        "--env-file",
-        str(NO_ENV_FILE),
-        "config",
-        env=settings,
-    )
+    resolved = agent_compose_config(compose_version, settings)
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)
@@ -280,15 +276,7 @@ def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(
         "API_TOKEN": "machine-token",
         "HOST_CA_BUNDLE": str(bundle),
     }
-    resolved = docker_compose(
-        compose_version,
-        "-f",
-        str(ROOT / "agent" / "docker-compose.yml"),
-        "--env-file",
-        str(NO_ENV_FILE),
-        "config",
-        env=settings,
-    )
+    resolved = agent_compose_config(compose_version, settings)
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     assert f"{bundle}:{CA_BUNDLE}:ro" in agent_config["services"]["agent"]["volumes"]

@@ -15,7 +15,13 @@ import pytest
 from flows.users_report.utils import INPUTS
 from tests.support import ROOT
 from tests.support.agent_runs import agent_polls, only_flow, register, run_container_here, task_runs
-from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
+from tests.support.ui_operations import (
+    CREATE_FLOW_RUN,
+    FLOW_PAGE_QUERY,
+    PREFECT_RUN_WATCH,
+    post,
+    run_page_variables,
+)
 
 
 def flow_page(standin) -> dict:
@@ -108,17 +114,7 @@ def test_prefects_cli_lists_and_runs_the_flow(standin, stack_env, users_api):
     assert listings["projects"].splitlines()[1].split()[:3] == ["Data", "office", "1"]
     assert listings["flow-runs"].count("Scheduled") == 10  # the schedule's next runs
 
-    watch = prefect_cli(
-        stack_env,
-        "run",
-        "--name",
-        "Users report",
-        "--project",
-        "Data office",
-        "--param",
-        "n_users=5",
-        "--watch",
-    )
+    watch = prefect_cli(stack_env, *PREFECT_RUN_WATCH)
     deadline = time.monotonic() + 60
     while not (adhoc := [run for run in standin.tables["flow_run"].values() if not run["auto_scheduled"]]):
         assert time.monotonic() < deadline, "prefect run created no run"

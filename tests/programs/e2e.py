@@ -47,7 +47,13 @@ from tests.programs.load import ContainerWatch, batch
 from tests.programs.smoke import check_report
 from tests.support import free_port
 from tests.support.compose_versions import compose_v1
-from tests.support.ui_operations import CREATE_FLOW_RUN, FLOW_PAGE_QUERY, post, run_page_variables
+from tests.support.ui_operations import (
+    CREATE_FLOW_RUN,
+    FLOW_PAGE_QUERY,
+    PREFECT_RUN_WATCH,
+    post,
+    run_page_variables,
+)
 
 LONG_RUNNING = ("postgres", "hasura", "graphql", "towel", "apollo", "ui", "proxy", "agent", "users-api")
 LOAD_RUNS, LOAD_USERS = 50, 1000
@@ -181,14 +187,7 @@ def prefect_run_watch(stack: Stack) -> str:
         "-T",
         "agent",
         "prefect",
-        "run",
-        "--name",
-        "Users report",
-        "--project",
-        "Data office",
-        "--param",
-        "n_users=5",
-        "--watch",
+        *PREFECT_RUN_WATCH,
         check=False,
         capture_output=True,
         text=True,

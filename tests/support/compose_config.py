@@ -87,3 +87,9 @@ def short_syntax(config: dict) -> dict:
             dependency.pop("required", None)
     config["volumes"] = {name: {} for name in config.get("volumes", {})}
     return config
+
+
+def agent_compose_config(version: str, env: dict) -> subprocess.CompletedProcess:
+    """`compose config` of `make agent`'s compose file with only `env` (and no .env)."""
+    agent_file = str(ROOT / "agent" / "docker-compose.yml")
+    return docker_compose(version, "-f", agent_file, "--env-file", str(NO_ENV_FILE), "config", env=env)

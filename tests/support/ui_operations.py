@@ -65,3 +65,16 @@ def run_page_variables(flow_group: dict, inputs: dict, run_name: str, labels=Non
         "runConfig": {**run_config, "labels": []} if run_config else None,
         "labels": prefilled if labels is None else labels,
     }
+
+
+# `prefect run` as docs/pipeline.md shows it: an ad-hoc run of 5 users, followed to its end.
+PREFECT_RUN_WATCH = (
+    "run",
+    "--name",
+    "Users report",
+    "--project",
+    "Data office",
+    "--param",
+    "n_users=5",
+    "--watch",
+)
