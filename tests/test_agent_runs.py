@@ -15,6 +15,7 @@ from tests.support.agent_runs import (
     only_flow,
     register,
     run_container_here,
+    run_module,
     states_of,
     task_runs,
 )
@@ -111,3 +112,11 @@ def test_a_log_line_the_api_does_not_take_costs_no_run(standin, stack_env):
     assert states_of(standin, run_id) == ["Submitted"]
     assert run_container_here(create, stack_env).returncode == 0
     assert states_of(standin, run_id)[-1] == "Success"
+
+
+def test_the_agent_imports_what_its_deploy_threads_would_race_to_import():
+    """Each deployment starts a log-streaming process from its own thread; two first starts at
+    once failed one run on Debian's Python 3.9 (agent/start.py). Python 3.11 here does not
+    race, so this checks that the agent's start-up imports that module before any thread."""
+    probe = "import sys, agent.start; print('multiprocessing.popen_fork' in sys.modules)"
+    assert run_module(["-c", probe], {}).stdout.strip() == "True"
