@@ -19,6 +19,7 @@ import multiprocessing.popen_fork  # noqa: F401
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Optional
 
@@ -167,16 +168,27 @@ class RegisteredOnlyDockerAgent(DockerAgent):
 
     def tell_out_of_memory(self) -> None:
         """A flow container the kernel killed for its memory limit: the run ends Failed
-        saying so (its alert fires), where it would wait for the server's zombie killer."""
-        events = self._get_docker_client().events(
-            decode=True, filters={"type": "container", "event": "oom", "label": "io.prefect.flow-run-id"}
-        )
-        for event in events:
-            labels = event.get("Actor", {}).get("Attributes", {})
+        saying so (its alert fires), where it would wait for the server's zombie killer.
+        Docker's events are watched again after their stream ends (the engine restarted)."""
+        while True:
             try:
-                self.fail_out_of_memory(labels["io.prefect.flow-run-id"], labels.get("io.prefect.flow-id"))
-            except Exception:  # the API is down: the zombie killer still ends the run
-                self.logger.error("Could not fail an out-of-memory run", exc_info=True)
+                events = self._get_docker_client().events(
+                    decode=True,
+                    filters={"type": "container", "event": "oom", "label": "io.prefect.flow-run-id"},
+                )
+                for event in events:
+                    labels = event.get("Actor", {}).get("Attributes", {})
+                    try:
+                        self.fail_out_of_memory(
+                            labels["io.prefect.flow-run-id"], labels.get("io.prefect.flow-id")
+                        )
+                    except Exception:  # the API is down: the zombie killer still ends the run
+                        self.logger.error("Could not fail an out-of-memory run", exc_info=True)
+            except Exception:
+                self.logger.warning(
+                    "Lost Docker's events: out-of-memory kills are told again in 10 s", exc_info=True
+                )
+            time.sleep(10)
 
     def fail_out_of_memory(self, run_id, flow_id) -> None:
         flow = self.client.graphql(

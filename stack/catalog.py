@@ -77,7 +77,14 @@ class FlowPackage:
         return f"{APP_IN_IMAGE}/flows/{self.name}/flows.py"
 
     def _module(self, name: str):
-        return importlib.import_module(f"flows.{self.name}.{name}")
+        try:
+            return importlib.import_module(f"flows.{self.name}.{name}")
+        except ValueError:  # a bad setting, already said in one line (SettingsError)
+            raise
+        except Exception as exc:  # a typo, a package not in requirements.txt, ...
+            raise CatalogError(
+                f"flows/{self.name}/{name}.py cannot be imported: {type(exc).__name__}: {exc}"
+            ) from None
 
     def load_flow(self):
         import prefect

@@ -132,6 +132,14 @@ def test_a_bad_declaration_or_flow_name_fails_in_one_line(checkout, env_of):
         "error: flows/greeting/deployment.py: MEMORY_LIMIT='lots' is not allowed: "
         "use Docker's form of at least 6 MiB, such as 512m or 2g\n"
     )
+    # A flow that needs a package the image lacks: named, in one line.
+    (checkout / "flows" / "greeting" / "flows.py").write_text("import warehouse_driver\n")
+    result = run_program([str(checkout / "register.py"), "--dry-run", "--flow", "greeting"], env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: flows/greeting/flows.py cannot be imported: ModuleNotFoundError: "
+        "No module named 'warehouse_driver'\n"
+    )
 
 
 def created_for(standin, env, polls=2) -> dict:
