@@ -159,18 +159,14 @@ backup: ## write the server's database to backups/prefect-<UTC time>.sql.gz
 	  || { rm -f "$$file.partial"; echo "error: backup failed: is the stack up? (make ps)" >&2; exit 1; }; \
 	echo "$$file ($$(du -h "$$file" | cut -f1))"
 
-# Stops what writes to the database (the API, Hasura, towel, the agent), restores, starts
-# them again. Runs whose containers are running now lose their state updates meanwhile.
-WRITERS := agent towel apollo graphql hasura
-restore: SHELL := /bin/bash
+# All or nothing (scripts/restore-database.sh): the file checked whole first, then the
+# writers stopped, the dump run as one transaction, the writers started again. Runs whose
+# containers are running meanwhile lose their state updates.
 restore: ## replace the server's database with FILE=backups/...sql.gz (asks first; YES=1 does not)
 	@[ -f "$(FILE)" ] || { echo "error: FILE=$(FILE) is not a file: make restore FILE=backups/prefect-<time>.sql.gz" >&2; exit 2; }
-	@[ "$(YES)" = 1 ] || { read -r -p "Replace every flow, run and log on the server with $(FILE)? [y/N] " answer; \
+	@[ "$(YES)" = 1 ] || { printf "Replace every flow, run and log on the server with $(FILE)? [y/N] "; read -r answer; \
 	  [ "$$answer" = y ] || { echo "Nothing restored."; exit 1; }; }
-	@set -o pipefail; $(COMPOSE) stop $(WRITERS) && \
-	if gunzip -c "$(FILE)" | $(COMPOSE) exec -T postgres psql -q -v ON_ERROR_STOP=1 -U prefect -d prefect_server >/dev/null; \
-	then restored=1; fi; $(COMPOSE) up -d $(WRITERS); \
-	if [ "$$restored" = 1 ]; then echo "Restored $(FILE)."; else echo "error: restoring $(FILE) failed (above); the services run again on what the database holds" >&2; exit 1; fi
+	@RESTORE_LOCK_SECONDS=$(call setting,RESTORE_LOCK_SECONDS,) sh scripts/restore-database.sh "$(FILE)" $(COMPOSE)
 
 ca: ## write the CA of the proxy (make up PUBLIC=1) to certs/ca.crt, for browsers and agents
 	@mkdir -p certs; \

@@ -816,7 +816,70 @@ def backup_and_restore(stack: Stack) -> str:
     for service in ("agent", "apollo", "towel"):
         stack.wait_healthy(service)
     smoke(stack, 6)
-    return f"{printed}; 500 rows back after DROP TABLE; writers restarted, a run claimed"
+    half_done = restores_that_fail(stack, backup, psql)
+    return f"{printed}; 500 rows back after DROP TABLE; writers restarted, a run claimed; {half_done}"
+
+
+def restores_that_fail(stack: Stack, backup: Path, psql) -> str:
+    """A restore cannot half-happen: a cut-short file is refused before anything stops; a
+    dump that stops part-way (an object depending on a table it drops) and one that meets a
+    lock held past RESTORE_LOCK_SECONDS leave the database as it was, and say why."""
+    psql("DELETE FROM e2e_rows WHERE id > 400")  # the live database now differs from the dump
+    started = output("docker", "inspect", "-f", "{{.State.StartedAt}}", stack.container("agent"))
+    cut = backup.with_name("cut-short.sql.gz")
+    cut.write_bytes(backup.read_bytes()[: len(backup.read_bytes()) // 2])
+    refused = stack.make("restore", f"FILE={cut}", "YES=1", check=False)
+    assert refused.returncode != 0 and "is not an intact gzip file" in refused.stderr, refused.stderr
+    assert output("docker", "inspect", "-f", "{{.State.StartedAt}}", stack.container("agent")) == started
+
+    psql("CREATE VIEW e2e_view AS SELECT * FROM e2e_rows")  # the dump's DROP TABLE fails on it
+    failed = stack.make("restore", f"FILE={backup}", "YES=1", check=False)
+    assert failed.returncode != 0 and "the database is as it was" in failed.stderr, failed.stderr
+    assert (
+        "cannot drop table" in failed.stderr
+        and "e2e_rows because other objects depend on it" in failed.stderr
+    )
+    assert psql("SELECT count(*) FROM e2e_rows") == "400" and psql("SELECT count(*) FROM e2e_view") == "400"
+    psql("DROP VIEW e2e_view")
+
+    holder = subprocess.Popen(
+        [
+            *stack.compose_command,
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "prefect",
+            "-d",
+            "prefect_server",
+            "-c",
+            "BEGIN; LOCK TABLE e2e_rows IN ACCESS SHARE MODE; SELECT pg_sleep(60);",
+        ],
+        cwd=stack.dir,
+        env={**stack.env, "COMPOSE_PROFILES": "offline,dask,public"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2)
+        begun = time.monotonic()
+        blocked = stack.make("restore", f"FILE={backup}", "YES=1", check=False, RESTORE_LOCK_SECONDS="3")
+        waited = time.monotonic() - begun
+    finally:  # the session inside the container outlives its client: end it there
+        psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+        )
+        holder.kill()
+        holder.wait()
+    assert blocked.returncode != 0 and "lock timeout" in blocked.stderr, blocked.stderr
+    assert psql("SELECT count(*) FROM e2e_rows") == "400"
+    for service in ("agent", "apollo", "towel"):
+        stack.wait_healthy(service)
+    return (
+        f"cut-short file refused, failed and lock-bound restores left 400 rows as they were ({waited:.0f} s)"
+    )
 
 
 def clean(stack: Stack) -> str:

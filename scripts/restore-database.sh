@@ -1,0 +1,48 @@
+#!/bin/sh
+# `make restore`: the server's database replaced by a backup, all or nothing. The file is
+# checked whole before anything is touched (an intact gzip, pg_dump's own end line, the
+# server's PostgreSQL major version); then the writers stop and the dump runs as one
+# transaction whose lock waits are bounded (the dump itself sets lock_timeout = 0: wait
+# forever), so a restore that fails leaves the database as it was. The writers start again
+# either way.
+#
+#   scripts/restore-database.sh FILE docker compose   (the compose command, as the Makefile has it)
+set -u
+file=$1
+shift
+lock_seconds=${RESTORE_LOCK_SECONDS:-60}
+writers="agent towel apollo graphql hasura"
+refuse() {
+  echo "error: $1: nothing restored, nothing stopped" >&2
+  exit 1
+}
+
+gzip -t "$file" 2>/dev/null || refuse "$file is not an intact gzip file (cut short or damaged?)"
+[ "$(gunzip -c "$file" | tail -n 3 | grep -c '^-- PostgreSQL database dump complete$')" = 1 ] ||
+  refuse "$file does not end as a whole pg_dump does (cut short?)"
+dumped=$(gunzip -c "$file" | sed -n 's/^-- Dumped from database version \([0-9]*\).*/\1/p' | head -n 1)
+server=$("$@" exec -T postgres psql -X -tA -U prefect -d prefect_server -c 'SHOW server_version_num' 2>/dev/null) ||
+  refuse "the database does not answer (is the stack up? make ps)"
+server=$((server / 10000))
+[ "$dumped" = "$server" ] || refuse "$file was dumped from PostgreSQL ${dumped:-?}, the server runs $server"
+
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+# shellcheck disable=SC2086
+"$@" stop $writers || refuse "the services that write to the database did not stop"
+if gunzip -c "$file" | sed "s/^SET lock_timeout = 0;\$/SET lock_timeout = '${lock_seconds}s';/" |
+  "$@" exec -T postgres psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U prefect -d prefect_server \
+    >/dev/null 2>"$errors"; then
+  restored=1
+else
+  restored=0
+fi
+# shellcheck disable=SC2086
+"$@" up -d $writers
+if [ "$restored" = 1 ]; then
+  echo "Restored $file."
+else
+  echo "error: restoring $file failed, so none of it was applied: the database is as it was" \
+    "(one transaction), and its services run again. PostgreSQL said: $(grep ERROR "$errors" | tail -n 1)" >&2
+  exit 1
+fi
