@@ -154,7 +154,10 @@ def legacy_environment(flow):
     flow.run_config, flow.environment = None, LocalEnvironment(labels=["users-report"])
 
 
-SCRIPTS = "only the flow scripts this stack puts in its image (/app/flows/users_report/flows.py), stored as scripts (register.py)"
+SCRIPTS = (
+    "only the flow scripts this stack puts in its image (/app/flows/server_housekeeping/flows.py, "
+    "/app/flows/users_report/flows.py), stored as scripts (register.py)"
+)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from flows.users_report.settings import PIPELINE_VARIABLES
+from stack.catalog import packages
+from stack.settings import load_stack_settings
 from tests.support import ROOT
 from tests.support.compose_config import (
     HOST_REPORTS,
@@ -25,6 +27,10 @@ from tests.support.compose_config import (
 )
 
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
+# Where the flow packages read their settings.
+FLOW_SETTINGS_FILES = sorted(
+    [*(ROOT / "flows").glob("*/settings.py"), *(ROOT / "flows").glob("*/schedules.py")]
+)
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +220,7 @@ def test_env_example_has_no_secret_and_documents_every_setting():
     assert re.search(r"^UI_PASSWORD_HASH=$", example, re.M) and re.search(r"^API_TOKEN=$", example, re.M)
     settings = "".join(
         (ROOT / name).read_text()
-        for name in ("stack/settings.py", "flows/users_report/settings.py", "flows/users_report/schedules.py")
+        for name in ("stack/settings.py", *(str(path.relative_to(ROOT)) for path in FLOW_SETTINGS_FILES))
     )
     compose = "".join(
         (ROOT / name).read_text()
@@ -234,12 +240,15 @@ def test_env_example_has_no_secret_and_documents_every_setting():
         assert f"`{name}`" in documented, f"{name} not in docs/settings.md"
 
 
-def test_compose_declares_the_pipeline_settings_once_and_the_agent_and_register_get_them(config):
-    declared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-pipeline-env"]
-    assert list(declared) == list(PIPELINE_VARIABLES)
-    assert set(PIPELINE_VARIABLES) <= set(config["services"]["agent"]["environment"])
+def test_compose_declares_the_flows_settings_once_and_the_agent_and_register_get_them(config):
+    declared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-flow-env"]
+    flow_variables = [
+        name for package in packages() for name in package.deployment(load_stack_settings()).env
+    ]
+    assert list(declared) == flow_variables
+    assert set(flow_variables) <= set(config["services"]["agent"]["environment"])
     # What the server knows of a task's retries is what register.py registered.
-    assert set(PIPELINE_VARIABLES) <= set(config["services"]["register"]["environment"])
+    assert set(flow_variables) <= set(config["services"]["register"]["environment"])
 
 
 def test_dask_workers_run_the_tasks_as_flow_runs_do(compose_version):

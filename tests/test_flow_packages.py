@@ -86,7 +86,7 @@ def tags(checkout: Path, env: dict) -> dict:
 def test_every_package_is_in_the_dry_run_with_a_version_of_its_own(checkout, env_of, stack_env):
     env = env_of(checkout)
     flows = dry_run(checkout, env)
-    assert sorted(flows) == ["Greeting", "Users report"]
+    assert sorted(flows) == ["Greeting", "Server housekeeping", "Users report"]
     greeting = flows["Greeting"]
     assert greeting["project"] == "Data office" and greeting["next_runs"] == []  # no schedules.py
     storage = greeting["serialized_flow"]["storage"]
@@ -123,7 +123,7 @@ def test_a_bad_declaration_or_flow_name_fails_in_one_line(checkout, env_of):
     assert result.returncode == 2
     assert result.stderr == (
         "error: FLOW='greting' is not a flow package: use one of greeting, "
-        "users_report (folders under flows/)\n"
+        "server_housekeeping, users_report (folders under flows/)\n"
     )
     (checkout / "flows" / "greeting" / "deployment.py").write_text('MEMORY_LIMIT = "lots"\n')
     result = run_program([str(checkout / "register.py"), "--dry-run"], env)
@@ -162,12 +162,14 @@ def test_both_flows_register_once_and_run_each_with_only_its_own_secret(checkout
     env = {**env_of(checkout), "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/alerts"}
     run_module([str(checkout / "register.py"), "--skip-build"], env)
     again = run_module([str(checkout / "register.py"), "--skip-build"], env)
-    assert again.stdout.count("skipped (unchanged since its current version)") == 2
-    assert sorted(flow["name"] for flow in standin.tables["flow"].values()) == ["Greeting", "Users report"]
+    assert again.stdout.count("skipped (unchanged since its current version)") == 3
+    names = ["Greeting", "Server housekeeping", "Users report"]
+    assert sorted(flow["name"] for flow in standin.tables["flow"].values()) == names
     # Alerts for every flow but the one whose package turns them off.
     groups = {flow["version_group_id"]: flow["name"] for flow in standin.tables["flow"].values()}
-    assert [groups[hook["version_group_id"]] for hook in standin.tables["cloud_hook"].values()] == [
-        "Users report"
+    assert sorted(groups[hook["version_group_id"]] for hook in standin.tables["cloud_hook"].values()) == [
+        "Server housekeeping",
+        "Users report",
     ]
 
     with client(standin):

@@ -1,7 +1,7 @@
-"""The stand-in: GraphQL executed against schema.graphql, with one `resolve_<field>` method
-for every query and mutation, as Prefect Server 0.15.9 answers it: the queries and the
-tenants here, projects and flows in flows.py, runs in runs.py, cloud hooks in hooks.py;
-towel's recovery of runs in towel.py; the tables in tables.py."""
+"""The stand-in: GraphQL executed against schema.graphql as Prefect Server 0.15.9 answers it.
+The tables' queries follow from the schema, as Hasura generates them (tables.py); every other
+field has a `resolve_<field>` method: the tenants here, projects and flows in flows.py, runs
+in runs.py, cloud hooks in hooks.py; towel's recovery of runs in towel.py."""
 
 import json
 import threading
@@ -31,11 +31,27 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         self.refusals = {}  # root field -> [message, times left]: see refuse()
         self._server = None
         fields = [*schema.query_type.fields, *schema.mutation_type.fields]
-        self._root = {field: getattr(self, f"resolve_{field}") for field in fields}
+        self._root = {field: self._resolver(field) for field in fields}
         # Parsed and validated once per query text: the agent and every flow run send the
         # same few again and again, and parsing under the lock made the API the bottleneck
         # of 50 runs at once.
         self._prepare = lru_cache(maxsize=2048)(self._parse_and_validate)
+
+    def _resolver(self, field: str):
+        """A field's `resolve_<field>` method; else, for a table's query (`<table>`,
+        `<table>_by_pk`, `<table>_aggregate`), the rows as Hasura generates those queries."""
+        own = getattr(self, f"resolve_{field}", None)
+        if own:
+            return own
+        if field in self.tables:
+            return lambda info, **args: self.select(field, **args)
+        table = field.removesuffix("_by_pk")
+        if field.endswith("_by_pk") and table in self.tables:
+            return lambda info, id: self.view(table, self.tables[table].get(id))
+        table = field.removesuffix("_aggregate")
+        if field.endswith("_aggregate") and table in self.tables:
+            return lambda info, **args: {"aggregate": {"count": len(self.select(table, **args))}}
+        raise TypeError(f"stand-in: nothing resolves the schema's field {field}")
 
     def _parse_and_validate(self, query: str):
         """The query's document, its validation errors, and its operations' root fields."""
@@ -104,36 +120,6 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
 
     def resolve_hello(self, info):
         return "hello"
-
-    def resolve_tenant(self, info, **args):
-        return self.select("tenant", **args)
-
-    def resolve_project(self, info, **args):
-        return self.select("project", **args)
-
-    def resolve_flow(self, info, **args):
-        return self.select("flow", **args)
-
-    def resolve_flow_run(self, info, **args):
-        return self.select("flow_run", **args)
-
-    def resolve_task_run(self, info, **args):
-        return self.select("task_run", **args)
-
-    def resolve_flow_group(self, info, **args):
-        return self.select("flow_group", **args)
-
-    def resolve_flow_group_by_pk(self, info, id):
-        return self.view("flow_group", self.tables["flow_group"].get(id))
-
-    def resolve_flow_by_pk(self, info, id):
-        return self.view("flow", self.tables["flow"].get(id))
-
-    def resolve_flow_run_by_pk(self, info, id):
-        return self.view("flow_run", self.tables["flow_run"].get(id))
-
-    def resolve_task_run_by_pk(self, info, id):
-        return self.view("task_run", self.tables["task_run"].get(id))
 
     def resolve_get_task_run_info(self, info, task_run_id):
         return self._task_run_info(self.tables["task_run"][task_run_id])

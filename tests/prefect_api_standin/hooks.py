@@ -18,9 +18,6 @@ ALL_STATES = {state.__name__.upper() for state in State.children()}
 class Hooks:
     """Resolvers of PrefectAPIStandIn (api.py) for cloud hooks, and their calls."""
 
-    def resolve_cloud_hook(self, info, **args):
-        return self.select("cloud_hook", **args)
-
     def resolve_create_cloud_hook(self, info, input):
         self._tenant(input["tenant_id"])
         states = sorted({state.upper() for state in input["states"]})

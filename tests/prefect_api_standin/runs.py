@@ -129,6 +129,7 @@ class Runs:
             auto_scheduled=auto_scheduled,
             idempotency_key=idempotency_key,
             state_start_time=start.in_timezone("UTC").isoformat(),
+            state_timestamp=now(),
             times_resurrected=0,
         )
         self._flow_run_state(run, state.serialize())
@@ -142,6 +143,16 @@ class Runs:
         self.insert(
             "flow_run_state",
             flow_run_id=run["id"],
+            timestamp=now(),
+            state=serialized_state["type"],
+            message=serialized_state.get("message"),
+            serialized_state=serialized_state,
+        )
+
+    def _task_run_state(self, run, serialized_state):
+        self.insert(
+            "task_run_state",
+            task_run_id=run["id"],
             timestamp=now(),
             state=serialized_state["type"],
             message=serialized_state.get("message"),
@@ -248,6 +259,7 @@ class Runs:
                 serialized_state=state,
                 state_message=state.get("message"),
                 state_start_time=state.get("start_time"),
+                state_timestamp=stamp,
             )
             if state["type"] == "Running" and not run["start_time"]:
                 run["start_time"] = stamp
@@ -259,8 +271,32 @@ class Runs:
                     run["heartbeat"] = stamp
                 self._flow_run_state(run, state)
                 self._call_hooks(run, state)
+            else:
+                self._task_run_state(run, state)
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})
         return {"states": results}
+
+    def resolve_delete_flow_run(self, info, input):
+        return {"success": self.delete_flow_run(input["flow_run_id"])}
+
+    def delete_flow_run(self, flow_run_id) -> bool:
+        """As api/runs.py delete_flow_run: the run's task run states, task runs, then the run;
+        the database's ON DELETE CASCADE keys take its flow run states, logs and artifacts
+        (the initial migration 542-566, add_artifact_api 49). False for a run not there."""
+        if flow_run_id not in self.tables["flow_run"]:
+            return False
+        task_runs = {id for id, run in self.tables["task_run"].items() if run["flow_run_id"] == flow_run_id}
+        for table, key, gone in (
+            ("task_run_state", "task_run_id", task_runs),
+            ("task_run_artifact", "task_run_id", task_runs),
+            ("log", "flow_run_id", {flow_run_id}),
+            ("flow_run_state", "flow_run_id", {flow_run_id}),
+        ):
+            self.tables[table] = {id: row for id, row in self.tables[table].items() if row[key] not in gone}
+        for id in task_runs:
+            del self.tables["task_run"][id]
+        del self.tables["flow_run"][flow_run_id]
+        return True
 
     def _heartbeat(self, table, run_id):
         self.tables[table][run_id]["heartbeat"] = now()

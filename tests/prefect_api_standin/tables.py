@@ -29,6 +29,7 @@ RELATIONS = {
     ("flow_run", "logs"): Relation("log", "id", "flow_run_id", many=True),
     ("task_run", "flow_run"): Relation("flow_run", "flow_run_id", "id", many=False),
     ("task_run", "task"): Relation("task", "task_id", "id", many=False),
+    ("task_run_state", "task_run"): Relation("task_run", "task_run_id", "id", many=False),
     ("task", "flow"): Relation("flow", "flow_id", "id", many=False),
 }
 COMPARISONS = {
@@ -49,6 +50,7 @@ TIME_COLUMNS = {
     "end_time",
     "heartbeat",
     "state_start_time",
+    "state_timestamp",
     "timestamp",
     "created",
 }
@@ -61,6 +63,7 @@ TABLES = (
     "flow_run",
     "flow_run_state",
     "task_run",
+    "task_run_state",
     "log",
     "agent",
     "task_run_artifact",

@@ -19,8 +19,9 @@ def run_module(args, env, stdin=None):
     return result
 
 
-def register(env):
-    return run_module(["register.py", "--skip-build"], env)
+def register(env, flow="users_report"):
+    """register.py, for one flow package (None: all of them)."""
+    return run_module(["register.py", "--skip-build", *(["--flow", flow] if flow else [])], env)
 
 
 def client(standin):
