@@ -39,6 +39,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pendulum
 import yaml
 
 from tests.programs.e2e_base import base_image, choose_images, postgres_image, proxy_image, run
@@ -402,6 +403,50 @@ def load(stack: Stack) -> str:
         watch.stop()
     assert not lost, f"{lost} of {LOAD_RUNS} runs lost:\n" + "\n".join(explained)
     return f"{LOAD_RUNS} runs of {LOAD_USERS:,} users, all Success in {time.monotonic() - begun:.0f} s"
+
+
+HOUSEKEEPING_WAVES = 3
+WAVE_RUNS = 5
+KEEP_SECONDS = 15  # keep_days of the hop's housekeeping runs, in seconds
+TABLES = ("flow_run", "task_run", "flow_run_state", "task_run_state", "log")
+
+
+def rows(stack: Stack) -> dict:
+    fields = " ".join(f"{table}: {table}_aggregate {{ aggregate {{ count }} }}" for table in TABLES)
+    data = stack.graphql(f"query {{ {fields} }}")
+    return {table: data[table]["aggregate"]["count"] for table in TABLES}
+
+
+def housekeeping(stack: Stack) -> str:
+    """Runs keep coming, and Server housekeeping, keeping KEEP_SECONDS of ended runs, keeps the
+    database bounded: after each wave of runs and its housekeeping, no run that ended before
+    is left, and the rows stay within what one wave adds. The runs leave no container,
+    volume or network behind."""
+    keep_days = KEEP_SECONDS / 86400
+    volumes, networks = output("docker", "volume", "ls", "-q"), output("docker", "network", "ls", "-q")
+    grown, after = [], []
+    for wave in range(HOUSEKEEPING_WAVES):
+        stack.successful_runs(5, count=WAVE_RUNS)
+        time.sleep(KEEP_SECONDS + 5)  # this wave's runs, and the last housekeeping, are older
+        started = pendulum.now("UTC").subtract(seconds=KEEP_SECONDS)
+        grown.append(rows(stack))
+        run_id = stack.create_run({"keep_days": keep_days}, flow_name="Server housekeeping")
+        assert stack.wait_for_runs([run_id])[run_id]["state"] == "Success", stack.explain(run_id)
+        left = stack.runs({"end_time": {"_lt": started.isoformat()}})
+        assert not left, f"{len(left)} runs that ended over {KEEP_SECONDS} s before are left"
+        after.append(rows(stack))
+    # A wave deletes at least its own runs: what they had, one run's worth, is the slack
+    # the rows may grow by (a scheduled run in progress), where without housekeeping they
+    # would grow by a wave's worth each wave.
+    one_run = {table: (grown[-1][table] - after[-1][table]) / WAVE_RUNS for table in TABLES}
+    assert all(after[-1][table] <= after[0][table] + one_run[table] for table in TABLES), (grown, after)
+    assert not output("docker", "ps", "-aq", "--filter", "label=io.prefect.flow-run-id")
+    assert output("docker", "volume", "ls", "-q") == volumes
+    assert output("docker", "network", "ls", "-q") == networks
+    return "rows before/after each housekeeping: " + "; ".join(
+        ", ".join(f"{table} {before[table]:,}/{counts[table]:,}" for table in TABLES)
+        for before, counts in zip(grown, after)
+    )
 
 
 def code_change(stack: Stack) -> str:
@@ -915,6 +960,7 @@ HOPS = [
     ("a flow container reaches apollo, not hasura or postgres", database_out_of_reach),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
+    (f"{HOUSEKEEPING_WAVES} waves of runs, each then Server housekeeping: rows bounded", housekeeping),
     ("code change + make register: new version, new image, used by runs", code_change),
     ("REGISTRY_URL: pushed, local copy gone, the agent pulls", registry),
     ("make agent elsewhere: claims its labelled run, through APOLLO_BIND", remote_agent),
