@@ -1,0 +1,188 @@
+"""The project's `.env`, for the Makefile: written once, read as Compose reads it, modes
+recorded in it. Standard library only: it runs before any virtual environment.
+
+  python3 scripts/dotenv.py create                 # .env from .env.example, fresh secrets
+  python3 scripts/dotenv.py get NAME [--default V] # the shell's, else .env's, else the default
+  python3 scripts/dotenv.py mode offline|dask|public 0|1
+  python3 scripts/dotenv.py folders                # the reports folder, the flows' secrets file
+
+A setting's default is the one `.env.example` documents (`# NAME=value`): declared once.
+"""
+
+import argparse
+import base64
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ENV, EXAMPLE = Path(".env"), Path(".env.example")
+LINE = re.compile(r"^(#\s?)?([A-Z][A-Z0-9_]*)=(.*)$")
+# Flow runs never run as root: a root user's reports and runs belong to uid 1000.
+ROOT_APP_UID = "1000"
+
+
+def parse(path: Path, commented: bool = False) -> dict:
+    """NAME -> value of a file's settings, the last one winning; `commented`: its
+    documented defaults (`# NAME=value`) instead of its settings."""
+    values = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        match = LINE.match(line)
+        if match and bool(match[1]) == commented:
+            values[match[2]] = match[3]
+    return values
+
+
+def get(name: str, default=None) -> str:
+    """As Compose interpolates `${NAME:-default}`: the shell's non-empty value, else .env's,
+    else `default`, else the one .env.example documents."""
+    if os.environ.get(name):
+        return os.environ[name]
+    if parse(ENV).get(name):
+        return parse(ENV)[name]
+    if default is not None:
+        return default
+    return parse(EXAMPLE, commented=True).get(name, "")
+
+
+def write_private(path: Path, lines) -> None:
+    """Replaces `path` with `lines`, readable by its owner only, never half-written."""
+    partial = path.with_name(path.name + ".new")
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
+    os.chmod(partial, 0o600)
+    partial.replace(path)
+
+
+def create() -> None:
+    """.env from .env.example, once: the empty secret gets 24 random bytes in hex, the
+    reports folder and the flows' secrets file their absolute paths (the agent binds them
+    from the host), APP_UID this user's uid."""
+    if ENV.exists():
+        return
+    here, uid = Path.cwd(), os.getuid()
+    filled = {
+        "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "HOST_REPORTS_DIR": str(here / "reports"),
+        "APP_UID": str(uid) if uid else ROOT_APP_UID,
+        "FLOW_SECRETS_FILE": str(here / "flow-secrets.env"),
+    }
+    lines = []
+    for line in EXAMPLE.read_text().splitlines():
+        match = LINE.match(line)
+        if match and not match[1] and not match[3] and match[2] in filled:
+            line += filled[match[2]]
+        lines.append(line)
+    write_private(ENV, lines)
+    print("Wrote .env with fresh secrets (private to you, ignored by git).")
+
+
+def mode_settings(name: str) -> tuple:
+    """A mode's compose profile (or None) and the settings it records."""
+    if name == "offline":  # the demo users API, with no limit to pace to
+        return "offline", {"RANDOMUSER_URL": "http://users-api:8999/api/", "USERS_API_LIMIT": "0"}
+    if name == "dask":  # a Dask scheduler and DASK_WORKERS workers for flow runs
+        return "dask", {"DASK_ADDRESS": "tcp://dask-scheduler:8786", "DASK_WORKERS": get("DASK_WORKERS")}
+    # public: the proxy published as one HTTPS port (docker-compose.public.yml instead of the
+    # loopback ports of docker-compose.override.yml); the UI and alert links use its address.
+    host, port = get("PUBLIC_HOST"), get("PUBLIC_PORT")
+    return None, {
+        "COMPOSE_FILE": "docker-compose.yml:docker-compose.public.yml",
+        "PUBLIC_HOST": host,
+        "PUBLIC_PORT": port,
+        "PUBLIC_BIND": get("PUBLIC_BIND"),
+        "APOLLO_PUBLIC_URL": f"https://{host}:{port}/graphql",
+        "UI_PUBLIC_URL": f"https://{host}:{port}",
+    }
+
+
+def record_mode(name: str, on: bool) -> None:
+    """Records a mode in .env (on) or takes it out (off), so that every later command (make
+    register, make down, docker compose up -d agent) keeps it; COMPOSE_PROFILES, the last
+    line, lists the modes' profiles."""
+    profile, settings = mode_settings(name)
+    lines, profiles = [], []
+    for line in ENV.read_text().splitlines():
+        match = LINE.match(line)
+        if match and not match[1] and match[2] == "COMPOSE_PROFILES":
+            profiles = [p for p in match[3].split(",") if p and p != profile]
+        elif not (match and not match[1] and match[2] in settings):
+            lines.append(line)
+    if on:
+        lines += [f"{key}={value}" for key, value in settings.items()]
+        profiles += [profile] if profile else []
+    if profiles:
+        lines.append(f"COMPOSE_PROFILES={','.join(profiles)}")
+    write_private(ENV, lines)
+    if name == "public" and on:
+        public_secrets()
+
+
+def public_secrets() -> None:
+    """The proxy's secrets, each made once: API_TOKEN, and a UI password printed now and
+    kept in .env only as its bcrypt hash (base64: .env values must not hold `$`)."""
+    settings = parse(ENV)
+    if not settings.get("API_TOKEN"):
+        set_value("API_TOKEN", secrets.token_hex(24))
+    if settings.get("UI_PASSWORD_HASH"):
+        return
+    image, password = get("PROXY_IMAGE"), secrets.token_hex(12)
+    hashed = subprocess.run(
+        ["docker", "run", "--rm", "-i", image, "caddy", "hash-password"],
+        input=f"{password}\n",
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    last = hashed.splitlines()[-1] if hashed else ""
+    if not last.startswith("$2"):
+        sys.exit(f"make up: {image} could not hash the UI password")
+    set_value("UI_PASSWORD_HASH", base64.b64encode(last.encode()).decode())
+    print(
+        f"UI login at https://{get('PUBLIC_HOST')}:{get('PUBLIC_PORT')}/  user {get('UI_USER')}, password {password}"
+    )
+    print("  (shown only now: .env keeps only its hash; delete UI_PASSWORD_HASH there for a new one)")
+
+
+def set_value(name: str, value: str) -> None:
+    lines = [line for line in ENV.read_text().splitlines() if not line.startswith(f"{name}=")]
+    write_private(ENV, [*lines, f"{name}={value}"])
+
+
+def folders() -> None:
+    """The reports folder and the flows' secrets file (mode 600, empty at first), made
+    before Compose binds them: Docker would make a root-owned folder of each."""
+    reports = Path(get("HOST_REPORTS_DIR", default="reports"))
+    reports.mkdir(parents=True, exist_ok=True)
+    if os.getuid() == 0:
+        shutil.chown(reports, user=int(get("APP_UID", default=ROOT_APP_UID)))
+    secrets_file = get("FLOW_SECRETS_FILE")
+    if secrets_file and not Path(secrets_file).exists():
+        write_private(Path(secrets_file), ["# The flows' secrets: NAME=value lines (docs/flows.md)"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("create")
+    reading = commands.add_parser("get")
+    reading.add_argument("name")
+    reading.add_argument("--default")
+    recording = commands.add_parser("mode")
+    recording.add_argument("name", choices=["offline", "dask", "public"])
+    recording.add_argument("on", choices=["0", "1"])
+    commands.add_parser("folders")
+    args = parser.parse_args(argv)
+    if args.command == "get":
+        print(get(args.name, args.default))
+    elif args.command == "mode":
+        record_mode(args.name, args.on == "1")
+    else:
+        {"create": create, "folders": folders}[args.command]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
