@@ -136,14 +136,14 @@ def test_towel_leaves_live_runs_alone_and_lazarus_gives_up_after_three_attempts(
     run 3 times, then fails it."""
     register(stack_env)
     run = standin.create_flow_run(flow_id=only_flow(standin)["id"])
-    standin._set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
+    standin.set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
     n_users = next(task["id"] for task in standin.tables["task"].values() if task["slug"] == "n_users")
     task_run = next(
         t
         for t in standin.tables["task_run"].values()
         if t["task_id"] == n_users and t["flow_run_id"] == run["id"]
     )
-    standin._set_states("task_run", [{"task_run_id": task_run["id"], "state": Running().serialize()}])
+    standin.set_states("task_run", [{"task_run_id": task_run["id"], "state": Running().serialize()}])
 
     assert standin.run_towel(heartbeat_older_than=600) == {"zombie_task_runs": 0, "rescheduled_flow_runs": 0}
     # One pass: the zombie killer fails the task (a parameter has no retries), then lazarus
@@ -151,9 +151,9 @@ def test_towel_leaves_live_runs_alone_and_lazarus_gives_up_after_three_attempts(
     assert standin.run_towel(heartbeat_older_than=0) == {"zombie_task_runs": 1, "rescheduled_flow_runs": 1}
     assert task_run["state"] == "Failed" and run["state"] == "Scheduled"
     for attempt in range(2):
-        standin._set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
+        standin.set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
         assert standin.run_towel(heartbeat_older_than=0)["rescheduled_flow_runs"] == 1
-    standin._set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
+    standin.set_states("flow_run", [{"flow_run_id": run["id"], "state": Running().serialize()}])
     assert standin.run_towel(heartbeat_older_than=0)["rescheduled_flow_runs"] == 0
     assert run["state"] == "Failed" and run["state_message"] == (
         "A Lazarus process attempted to reschedule this run 3 times without success. Marking as failed."

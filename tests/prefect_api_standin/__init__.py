@@ -6,8 +6,10 @@ runners use to register a flow, schedule it, claim runs and report their states 
 Every request is parsed and validated by graphql-core against schema.graphql: an
 operation, field or argument it does not declare is an error, and so is a filter it cannot
 honour, so a change in what Prefect sends fails a test instead of passing silently.
-State is kept in memory (tables.py); every operation is recorded in `operations`; what
-each operation does is in api.py, the HTTP side in server.py.
+State is kept in memory (tables.py); every operation is recorded in `operations`. The
+server's rules are methods of PrefectAPIStandIn (api.py, from flows.py, runs.py, hooks.py
+and towel.py), which tests call too; resolvers.py maps the schema's fields to them; the
+HTTP side is server.py.
 
     python -m tests.prefect_api_standin --host 0.0.0.0 --port 4200 --lifetime 900
 """

@@ -1,14 +1,16 @@
 """The stand-in: GraphQL executed against schema.graphql as Prefect Server 0.15.9 answers it.
-The tables' queries follow from the schema, as Hasura generates them (tables.py); every other
-field has a `resolve_<field>` method: the tenants here, projects and flows in flows.py, runs
-in runs.py, cloud hooks in hooks.py; towel's recovery of runs in towel.py."""
+As the server splits api/ (its rules) from graphql/ (thin resolvers), the rules live in
+flows.py (projects, flows, schedules), runs.py (runs, states, logs), hooks.py (cloud
+hooks), towel.py (recovery of runs) and tables.py (the tables), and resolvers.py hands each
+field to them; the tables' own queries follow from the schema, as Hasura generates them."""
 
 import json
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from graphql import GraphQLError, execute_sync, parse, validate
 
+from tests.prefect_api_standin import resolvers
 from tests.prefect_api_standin.flows import Flows
 from tests.prefect_api_standin.hooks import Hooks
 from tests.prefect_api_standin.runs import SUBMITTED_LOCK_SECONDS, Runs
@@ -38,11 +40,10 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         self._prepare = lru_cache(maxsize=2048)(self._parse_and_validate)
 
     def _resolver(self, field: str):
-        """A field's `resolve_<field>` method; else, for a table's query (`<table>`,
+        """The field's function in resolvers.py; else, for a table's query (`<table>`,
         `<table>_by_pk`, `<table>_aggregate`), the rows as Hasura generates those queries."""
-        own = getattr(self, f"resolve_{field}", None)
-        if own:
-            return own
+        if hasattr(resolvers, field):
+            return partial(getattr(resolvers, field), self)
         if field in self.tables:
             return lambda info, **args: self.select(field, **args)
         table = field.removesuffix("_by_pk")
@@ -116,22 +117,6 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
             self._server.shutdown()
             self._server.server_close()
 
-    # ---- queries ------------------------------------------------------------------------
-
-    def resolve_hello(self, info):
-        return "hello"
-
-    def resolve_get_task_run_info(self, info, task_run_id):
-        return self._task_run_info(self.tables["task_run"][task_run_id])
-
-    # ---- mutations ----------------------------------------------------------------------
-
-    def resolve_create_tenant(self, info, input):
-        return {"id": self.insert("tenant", **input)["id"]}
-
-    def resolve_register_agent(self, info, input):
-        return {"id": self.insert("agent", **input)["id"]}
-
-    def _tenant(self, tenant_id):
+    def check_tenant(self, tenant_id) -> None:
         if tenant_id not in self.tables["tenant"]:
             raise GraphQLError(f"stand-in: no tenant {tenant_id}")

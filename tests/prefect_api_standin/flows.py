@@ -8,18 +8,23 @@ from graphql import GraphQLError
 
 
 class Flows:
-    """Resolvers of PrefectAPIStandIn (api.py) for projects, flows and schedules."""
+    """The rules of projects, flows and schedules, mixed into PrefectAPIStandIn (api.py)."""
 
-    def resolve_register_edges(self, info, input):
-        return {"success": input["flow_id"] in self.tables["flow"]}
-
-    def resolve_create_project(self, info, input):
-        self._tenant(input["tenant_id"])
-        if self.select("project", {"name": {"_eq": input["name"]}}):
+    def create_project(self, tenant_id, name) -> dict:
+        self.check_tenant(tenant_id)
+        if self.select("project", {"name": {"_eq": name}}):
             raise GraphQLError("Uniqueness violation: a project with this name exists")
-        return {"id": self.insert("project", tenant_id=input["tenant_id"], name=input["name"])["id"]}
+        return self.insert("project", tenant_id=tenant_id, name=name)
 
-    def resolve_create_flow_from_compressed_string(self, info, input):
+    def create_flow(
+        self,
+        serialized_flow,
+        project_id,
+        version_group_id=None,
+        idempotency_key=None,
+        description=None,
+        set_schedule_active=True,
+    ) -> dict:
         """As graphql/flows.py and api/flows.py create_flow do (PrefectHQ/server 0f74a9a):
         versions are grouped by version_group_id (given, else the one of the latest flow of
         that name in the project, else a new one), which names the flow group; the group's
@@ -27,11 +32,11 @@ class Flows:
         version; a new version archives the others."""
         from prefect.utilities.graphql import decompress
 
-        serialized = decompress(input["serialized_flow"])
-        project = self.tables["project"].get(input["project_id"])
+        serialized = decompress(serialized_flow)
+        project = self.tables["project"].get(project_id)
         if project is None:
-            raise GraphQLError(f"stand-in: no project {input['project_id']}")
-        group_id = input.get("version_group_id")
+            raise GraphQLError(f"stand-in: no project {project_id}")
+        group_id = version_group_id
         if not group_id:
             named = self.select(
                 "flow",
@@ -40,7 +45,7 @@ class Flows:
                 limit=1,
             )
             group_id = named[0]["version_group_id"] if named else str(uuid.uuid4())
-        key = input.get("idempotency_key")
+        key = idempotency_key
         group = next((g for g in self.tables["flow_group"].values() if g["name"] == group_id), None)
         if group is None:
             group = self.insert(
@@ -66,7 +71,7 @@ class Flows:
                 limit=1,
             )
             if key and group["settings"].get("idempotency_key") == key and current:
-                return {"id": current[0]["id"]}
+                return self.tables["flow"][current[0]["id"]]
             group["settings"]["idempotency_key"] = key
         versions = [flow for flow in self.tables["flow"].values() if flow["version_group_id"] == group_id]
         flow = self.insert(
@@ -85,15 +90,15 @@ class Flows:
             run_config=serialized.get("run_config"),
             core_version=serialized.get("__version__"),
             serialized_flow=serialized,
-            description=input.get("description"),
+            description=description,
             settings=group["settings"],
         )
         for old in versions:
             if not old["archived"]:
                 self.archive_flow(old)
-        if input.get("set_schedule_active", True):
-            self.resolve_set_schedule_active(info, {"flow_id": flow["id"]})
-        return {"id": flow["id"]}
+        if set_schedule_active:
+            self.set_schedule_active(flow["id"])
+        return flow
 
     def archive_flow(self, flow):
         """As api/flows.py archive_flow: its auto-scheduled runs still Scheduled are deleted,
@@ -112,12 +117,12 @@ class Flows:
                     del self.tables["task_run"][task_run["id"]]
             else:
                 cancelled = Cancelled(message=f"Flow {flow['id']} was archived.")
-                self._set_states("flow_run", [{"flow_run_id": run["id"], "state": cancelled.serialize()}])
+                self.set_states("flow_run", [{"flow_run_id": run["id"], "state": cancelled.serialize()}])
 
-    def resolve_register_tasks(self, info, input):
-        flow = self.tables["flow"][input["flow_id"]]
+    def register_tasks(self, flow_id, serialized_tasks) -> None:
+        flow = self.tables["flow"][flow_id]
         known = {task["slug"] for task in self.tables["task"].values() if task["flow_id"] == flow["id"]}
-        for task in input["serialized_tasks"]:
+        for task in serialized_tasks:
             if task["slug"] not in known:
                 self.insert(
                     "task",
@@ -128,25 +133,24 @@ class Flows:
                     max_retries=task.get("max_retries") or 0,
                     retry_delay=task.get("retry_delay"),
                 )
-        return {"success": True}
 
-    def resolve_set_flow_group_run_config(self, info, input):
+    def set_flow_group_run_config(self, flow_group_id, run_config=None) -> bool:
         """As api/flow_groups.py set_flow_group_run_config: every later run of the group
         gets it (None takes it away), scheduled ones included."""
-        group = self.tables["flow_group"].get(input["flow_group_id"])
+        group = self.tables["flow_group"].get(flow_group_id)
         if group is not None:
-            group["run_config"] = input.get("run_config")
-        return {"success": group is not None}
+            group["run_config"] = run_config
+        return group is not None
 
-    def resolve_set_schedule_active(self, info, input):
+    def set_schedule_active(self, flow_id) -> bool:
         """As api/flows.py set_schedule_active: only a flow with a schedule; its next runs
         are made at once, as the scheduler would."""
-        flow = self.tables["flow"][input["flow_id"]]
+        flow = self.tables["flow"][flow_id]
         if not flow["schedule"]:
-            return {"success": False}
+            return False
         flow["is_schedule_active"] = True
         self.schedule_runs(flow_id=flow["id"])
-        return {"success": True}
+        return True
 
     def schedule_runs(self, count: int = 10, flow_id=None) -> int:
         """Towel's scheduler (api/flows.py schedule_flow_runs): the next `count` runs of every

@@ -16,31 +16,30 @@ ALL_STATES = {state.__name__.upper() for state in State.children()}
 
 
 class Hooks:
-    """Resolvers of PrefectAPIStandIn (api.py) for cloud hooks, and their calls."""
+    """The rules of cloud hooks, and their calls, mixed into PrefectAPIStandIn (api.py)."""
 
-    def resolve_create_cloud_hook(self, info, input):
-        self._tenant(input["tenant_id"])
-        states = sorted({state.upper() for state in input["states"]})
+    def create_cloud_hook(self, tenant_id, type, states, name=None, version_group_id=None, config=None):
+        self.check_tenant(tenant_id)
+        states = sorted({state.upper() for state in states})
         if not states or not set(states) <= ALL_STATES:
             raise GraphQLError("Invalid states")
-        if input["type"] in {"WEBHOOK", "SLACK_WEBHOOK"} and set(input.get("config") or {}) != {"url"}:
+        if type in {"WEBHOOK", "SLACK_WEBHOOK"} and set(config or {}) != {"url"}:
             raise GraphQLError("Invalid config; expected `url`")
-        row = self.insert(
+        return self.insert(
             "cloud_hook",
-            tenant_id=input["tenant_id"],
-            type=input["type"],
-            name=input.get("name"),
-            version_group_id=input.get("version_group_id"),
+            tenant_id=tenant_id,
+            type=type,
+            name=name,
+            version_group_id=version_group_id,
             states=states,
-            config=input.get("config"),
+            config=config,
             active=True,
         )
-        return {"id": row["id"]}
 
-    def resolve_delete_cloud_hook(self, info, input):
-        return {"success": self.tables["cloud_hook"].pop(input["cloud_hook_id"], None) is not None}
+    def delete_cloud_hook(self, cloud_hook_id) -> bool:
+        return self.tables["cloud_hook"].pop(cloud_hook_id, None) is not None
 
-    def _call_hooks(self, run: dict, state: dict) -> None:
+    def call_hooks(self, run: dict, state: dict) -> None:
         flow = self.tables["flow"][run["flow_id"]]
         tenant = self.tables["tenant"][self.tables["project"][flow["project_id"]]["tenant_id"]]
         for hook in list(self.tables["cloud_hook"].values()):

@@ -25,30 +25,15 @@ END_STATES = {"Success", "Failed", "Cached", "TimedOut", "Looped", "Cancelled"}
 
 
 class Runs:
-    """Resolvers of PrefectAPIStandIn (api.py) for flow runs and task runs."""
+    """The rules of flow runs and task runs, mixed into PrefectAPIStandIn (api.py)."""
 
-    def resolve_create_flow_run(self, info, input):
-        return {"id": self.create_flow_run(**input)["id"]}
-
-    def resolve_set_flow_run_states(self, info, input):
-        return self._set_states("flow_run", input["states"])
-
-    def resolve_set_task_run_states(self, info, input):
-        return self._set_states("task_run", input["states"])
-
-    def resolve_update_flow_run_heartbeat(self, info, input):
-        return self._heartbeat("flow_run", input["flow_run_id"])
-
-    def resolve_update_task_run_heartbeat(self, info, input):
-        return self._heartbeat("task_run", input["task_run_id"])
-
-    def resolve_create_task_run_artifact(self, info, input):
+    def create_artifact(self, **artifact) -> dict:
         """As graphql/artifacts.py and api/artifacts.py: at most 1 MB, of a task run that exists."""
-        if sys.getsizeof(json.dumps(input.get("data"))) > PAYLOAD_LIMIT:
+        if sys.getsizeof(json.dumps(artifact.get("data"))) > PAYLOAD_LIMIT:
             raise GraphQLError("Artifact data payload exceedes 1Mb limit.")
-        if input["task_run_id"] not in self.tables["task_run"]:
-            raise GraphQLError(f"Task run {input['task_run_id']} not found")
-        return {"id": self.insert("task_run_artifact", **input)["id"]}
+        if artifact["task_run_id"] not in self.tables["task_run"]:
+            raise GraphQLError(f"Task run {artifact['task_run_id']} not found")
+        return self.insert("task_run_artifact", **artifact)
 
     def create_flow_run(
         self,
@@ -132,13 +117,13 @@ class Runs:
             state_timestamp=now(),
             times_resurrected=0,
         )
-        self._flow_run_state(run, state.serialize())
+        self.record_flow_run_state(run, state.serialize())
         for task in self.tables["task"].values():
             if task["flow_id"] == flow["id"]:
-                self._new_task_run(run["id"], task["id"], -1)
+                self.new_task_run(run["id"], task["id"], -1)
         return run
 
-    def _flow_run_state(self, run, serialized_state):
+    def record_flow_run_state(self, run, serialized_state):
         """A flow run's state history, as the server's flow_run_state table keeps it."""
         self.insert(
             "flow_run_state",
@@ -149,7 +134,8 @@ class Runs:
             serialized_state=serialized_state,
         )
 
-    def _task_run_state(self, run, serialized_state):
+    def record_task_run_state(self, run, serialized_state):
+        """A task run's state history, as the server's task_run_state table keeps it."""
         self.insert(
             "task_run_state",
             task_run_id=run["id"],
@@ -159,7 +145,7 @@ class Runs:
             serialized_state=serialized_state,
         )
 
-    def _new_task_run(self, flow_run_id, task_id, map_index):
+    def new_task_run(self, flow_run_id, task_id, map_index):
         from prefect.engine.state import Pending
 
         state = Pending(message="Task run created")
@@ -180,22 +166,17 @@ class Runs:
         )
 
     @staticmethod
-    def _task_run_info(run):
+    def task_run_info(run):
         return {key: run[key] for key in ("id", "version", "state", "serialized_state")}
 
-    def resolve_get_or_create_task_run_info(self, info, input):
-        index = input.get("map_index")
-        index = -1 if index is None else index
+    def get_or_create_task_run(self, flow_run_id, task_id, map_index=None) -> dict:
+        index = -1 if map_index is None else map_index
         for run in self.tables["task_run"].values():
-            if (run["flow_run_id"], run["task_id"], run["map_index"]) == (
-                input["flow_run_id"],
-                input["task_id"],
-                index,
-            ):
-                return self._task_run_info(run)
-        return self._task_run_info(self._new_task_run(input["flow_run_id"], input["task_id"], index))
+            if (run["flow_run_id"], run["task_id"], run["map_index"]) == (flow_run_id, task_id, index):
+                return run
+        return self.new_task_run(flow_run_id, task_id, index)
 
-    def resolve_get_runs_in_queue(self, info, input):
+    def runs_in_queue(self, tenant_id, before=None, labels=None) -> list:
         """As api/runs.py get_runs_in_queue: runs in a scheduled state due before `before`,
         and Running runs with a task run in a scheduled state due (a retry, e.g. one the
         zombie killer set after the run's container died), oldest first, at most 25
@@ -203,8 +184,8 @@ class Runs:
         (api/runs.py 486-489: one label's backlog can hide another's runs); a run goes to an
         agent only if the agent has all its labels, and a run without labels never to an
         agent with labels."""
-        self._tenant(input["tenant_id"])
-        scheduled, due = {"_in": SCHEDULED_STATES}, {"_lte": input.get("before") or now()}
+        self.check_tenant(tenant_id)
+        scheduled, due = {"_in": SCHEDULED_STATES}, {"_lte": before or now()}
         queued = self.select(
             "flow_run",
             {
@@ -216,15 +197,15 @@ class Runs:
             order_by={"state_start_time": "asc"},
             limit=QUEUED_RUNS_RETURNED_LIMIT * 3,
         )
-        agent_labels = set(input.get("labels") or [])
+        agent_labels = set(labels or [])
         claimable = [
             run["id"]
             for run in queued
             if set(run["labels"]) <= agent_labels and (run["labels"] or not agent_labels)
         ]
-        return {"flow_run_ids": claimable[:QUEUED_RUNS_RETURNED_LIMIT]}
+        return claimable[:QUEUED_RUNS_RETURNED_LIMIT]
 
-    def _set_states(self, table, updates):
+    def set_states(self, table, updates) -> list:
         """As graphql/states.py and api/states.py: a state of at most 1 MB; a flow run
         Submitted once in 30 s (the lock that keeps two agents from deploying one run); a
         task run Running only while its flow run is."""
@@ -269,15 +250,12 @@ class Runs:
             if table == "flow_run":
                 if state["type"] in {"Running", "Submitted"}:
                     run["heartbeat"] = stamp
-                self._flow_run_state(run, state)
-                self._call_hooks(run, state)
+                self.record_flow_run_state(run, state)
+                self.call_hooks(run, state)
             else:
-                self._task_run_state(run, state)
+                self.record_task_run_state(run, state)
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})
-        return {"states": results}
-
-    def resolve_delete_flow_run(self, info, input):
-        return {"success": self.delete_flow_run(input["flow_run_id"])}
+        return results
 
     def delete_flow_run(self, flow_run_id) -> bool:
         """As api/runs.py delete_flow_run: the run's task run states, task runs, then the run;
@@ -298,15 +276,13 @@ class Runs:
         del self.tables["flow_run"][flow_run_id]
         return True
 
-    def _heartbeat(self, table, run_id):
+    def heartbeat(self, table, run_id) -> None:
         self.tables[table][run_id]["heartbeat"] = now()
-        return {"success": True}
 
-    def resolve_write_run_logs(self, info, input):
+    def write_logs(self, logs) -> None:
         """As api/logs.py create_logs: a log sent without a timestamp (the agent's own) is
         stamped now."""
-        for log in input["logs"]:
+        for log in logs:
             if log["flow_run_id"] not in self.tables["flow_run"]:
                 raise GraphQLError(f"stand-in: no flow run {log['flow_run_id']}")
             self.insert("log", **{**log, "timestamp": log.get("timestamp") or now()})
-        return {"success": True}

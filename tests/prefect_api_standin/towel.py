@@ -17,7 +17,7 @@ LAZARUS_OFF = {"settings": {"_contains": {"lazarus_enabled": False}}}
 
 
 class Towel:
-    """Mixed into PrefectAPIStandIn (api.py)."""
+    """Towel's services, mixed into PrefectAPIStandIn (api.py)."""
 
     def run_towel(self, heartbeat_older_than: float) -> dict:
         cutoff = pendulum.now("UTC").subtract(seconds=heartbeat_older_than).isoformat()
@@ -56,8 +56,8 @@ class Towel:
             else:
                 message = "No heartbeat detected from the remote task; marking the run as failed."
                 state = Failed(message=message)
-            self._set_states("task_run", [{"task_run_id": zombie["id"], "state": state.serialize()}])
-            self._towel_log(
+            self.set_states("task_run", [{"task_run_id": zombie["id"], "state": state.serialize()}])
+            self.towel_log(
                 zombie["flow_run_id"], "ZombieKiller.TaskRun", message, "ERROR", task_run_id=zombie["id"]
             )
         return len(zombies)
@@ -82,9 +82,9 @@ class Towel:
             row = self.tables["flow_run"][run["id"]]
             if row["times_resurrected"] < RESURRECTION_ATTEMPT_LIMIT:
                 state = Scheduled(message="Rescheduled by a Lazarus process.")
-                self._set_states("flow_run", [{"flow_run_id": run["id"], "state": state.serialize()}])
+                self.set_states("flow_run", [{"flow_run_id": run["id"], "state": state.serialize()}])
                 row["times_resurrected"] += 1
-                self._towel_log(
+                self.towel_log(
                     run["id"],
                     "Lazarus.FlowRun",
                     f"Rescheduled by a Lazarus process. This is attempt {row['times_resurrected']}.",
@@ -96,13 +96,13 @@ class Towel:
                     "A Lazarus process attempted to reschedule this run "
                     f"{RESURRECTION_ATTEMPT_LIMIT} times without success. Marking as failed."
                 )
-                self._set_states(
+                self.set_states(
                     "flow_run", [{"flow_run_id": run["id"], "state": Failed(message=message).serialize()}]
                 )
-                self._towel_log(run["id"], "Lazarus.FlowRun", message, "ERROR")
+                self.towel_log(run["id"], "Lazarus.FlowRun", message, "ERROR")
         return rescheduled
 
-    def _towel_log(self, flow_run_id, name, message, level, task_run_id=None):
+    def towel_log(self, flow_run_id, name, message, level, task_run_id=None):
         self.insert(
             "log",
             flow_run_id=flow_run_id,
