@@ -27,7 +27,7 @@ help: ## list the commands
 # it, naming the service), then register in the foreground with its own exit code.
 up: .env ## start Prefect Server and the agent, register the flows (OFFLINE=1, DASK=1, PUBLIC=1: README)
 	@$(if $(OFFLINE),$(DOTENV) mode offline $(OFFLINE) &&) $(if $(DASK),$(DOTENV) mode dask $(DASK) &&) \
-	  $(if $(PUBLIC),$(DOTENV) mode public $(PUBLIC) &&) $(DOTENV) folders
+	  $(if $(PUBLIC),$(DOTENV) mode public $(PUBLIC) &&) $(DOTENV) prepare
 	$(COMPOSE) build
 	@START_SECONDS=$(call setting,START_SECONDS) START_RESTARTS=$(call setting,START_RESTARTS) \
 	  sh scripts/start-stack.sh $(COMPOSE)
@@ -51,10 +51,12 @@ down: ## stop the stack; the database (flows, runs, logs) is kept
 	$(stop_flow_runs)
 	$(COMPOSE) down
 
-clean: ## stop the stack and delete its database volume
+clean: ## stop the stack and delete its database volume (an external database is left alone)
 	$(stop_flow_runs)
 	$(COMPOSE) down --volumes
-	@echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."
+	@if [ -n "$(call setting,POSTGRES_HOST)" ]; then \
+	  echo "Left the external database at $(call setting,POSTGRES_HOST) alone: its registrations, runs and logs are kept. Reports on the host are kept."; \
+	else echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."; fi
 
 register: ## rebuild the image, register the changed flows (FLOW=<folder>: only that one)
 	$(COMPOSE) build
@@ -67,7 +69,7 @@ AGENT_COMPOSE = $(COMPOSE) --project-directory . -f agent/docker-compose.yml \
 # With certs/ca.crt (the CA of the server's proxy: `make ca` there), the agent and its flow
 # runs trust it besides the public CAs: certs/ca-bundle.pem, from the image's own bundle.
 agent: .env ## start only an agent, for a server elsewhere (docs/scaling.md)
-	@$(DOTENV) folders
+	@$(DOTENV) prepare
 	$(AGENT_COMPOSE) build
 	@bundle=; if [ -f certs/ca.crt ]; then bundle="$(CURDIR)/certs/ca-bundle.pem"; \
 	  $(AGENT_COMPOSE) run --rm --no-deps -T agent python -c \
@@ -78,13 +80,14 @@ agent: .env ## start only an agent, for a server elsewhere (docs/scaling.md)
 agent-down: ## stop the agent `make agent` started
 	$(AGENT_COMPOSE) down
 
-# The server's database, dumped by its own postgres container while the stack runs. The
-# dump drops and re-creates what it holds, so restoring it into the live database works.
+# The server's database, dumped while the stack runs (scripts/database-client.sh: by its
+# postgres container, or a client container for an external one). The dump drops and
+# re-creates what it holds, so restoring it into the live database works.
 backup: SHELL := /bin/bash
 backup: ## write the server's database to backups/prefect-<UTC time>.sql.gz
 	@set -o pipefail; mkdir -p backups; umask 077; \
 	file=backups/prefect-$$(date -u +%Y%m%dT%H%M%SZ).sql.gz; \
-	$(COMPOSE) exec -T postgres pg_dump --clean --if-exists -U prefect prefect_server \
+	COMPOSE="$(COMPOSE)" sh scripts/database-client.sh pg_dump --clean --if-exists \
 	  | gzip > "$$file.partial" && mv "$$file.partial" "$$file" \
 	  || { rm -f "$$file.partial"; echo "error: backup failed: is the stack up? (make ps)" >&2; exit 1; }; \
 	echo "$$file ($$(du -h "$$file" | cut -f1))"

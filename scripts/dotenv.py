@@ -4,7 +4,7 @@ recorded in it. Standard library only: it runs before any virtual environment.
   python3 scripts/dotenv.py create                 # .env from .env.example, fresh secrets
   python3 scripts/dotenv.py get NAME [--default V] # the shell's, else .env's, else the default
   python3 scripts/dotenv.py mode offline|dask|public 0|1
-  python3 scripts/dotenv.py folders                # the reports folder, the flows' secrets file
+  python3 scripts/dotenv.py prepare                # COMPOSE_FILE, the reports folder, the secrets file
 
 A setting's default is the one `.env.example` documents (`# NAME=value`): declared once.
 """
@@ -23,6 +23,10 @@ ENV, EXAMPLE = Path(".env"), Path(".env.example")
 LINE = re.compile(r"^(#\s?)?([A-Z][A-Z0-9_]*)=(.*)$")
 # Flow runs never run as root: a root user's reports and runs belong to uid 1000.
 ROOT_APP_UID = "1000"
+# The compose files beside docker-compose.yml: the database (the stack's own, or the one
+# POSTGRES_HOST names) and the published ports (loopback, or PUBLIC=1's one HTTPS port).
+DATABASE_FILES = {False: "docker-compose.database.yml", True: "docker-compose.external-database.yml"}
+PORTS_FILES = {False: "docker-compose.override.yml", True: "docker-compose.public.yml"}
 
 
 def parse(path: Path, commented: bool = False) -> dict:
@@ -86,11 +90,10 @@ def mode_settings(name: str) -> tuple:
         return "offline", {"RANDOMUSER_URL": "http://users-api:8999/api/", "USERS_API_LIMIT": "0"}
     if name == "dask":  # a Dask scheduler and DASK_WORKERS workers for flow runs
         return "dask", {"DASK_ADDRESS": "tcp://dask-scheduler:8786", "DASK_WORKERS": get("DASK_WORKERS")}
-    # public: the proxy published as one HTTPS port (docker-compose.public.yml instead of the
-    # loopback ports of docker-compose.override.yml); the UI and alert links use its address.
+    # public: the proxy published as one HTTPS port (PORTS_FILES); the UI and alert links
+    # use its address.
     host, port = get("PUBLIC_HOST"), get("PUBLIC_PORT")
     return None, {
-        "COMPOSE_FILE": "docker-compose.yml:docker-compose.public.yml",
         "PUBLIC_HOST": host,
         "PUBLIC_PORT": port,
         "PUBLIC_BIND": get("PUBLIC_BIND"),
@@ -103,6 +106,7 @@ def record_mode(name: str, on: bool) -> None:
     """Records a mode in .env (on) or takes it out (off), so that every later command (make
     register, make down, docker compose up -d agent) keeps it; COMPOSE_PROFILES, the last
     line, lists the modes' profiles."""
+    public = on if name == "public" else is_public()
     profile, settings = mode_settings(name)
     lines, profiles = [], []
     for line in ENV.read_text().splitlines():
@@ -117,8 +121,18 @@ def record_mode(name: str, on: bool) -> None:
     if profiles:
         lines.append(f"COMPOSE_PROFILES={','.join(profiles)}")
     write_private(ENV, lines)
+    set_value("COMPOSE_FILE", compose_file(public))
     if name == "public" and on:
         public_secrets()
+
+
+def is_public() -> bool:
+    return PORTS_FILES[True] in get("COMPOSE_FILE")
+
+
+def compose_file(public: bool) -> str:
+    database = DATABASE_FILES[bool(get("POSTGRES_HOST"))]
+    return ":".join(["docker-compose.yml", database, PORTS_FILES[public]])
 
 
 def public_secrets() -> None:
@@ -147,13 +161,19 @@ def public_secrets() -> None:
 
 
 def set_value(name: str, value: str) -> None:
-    lines = [line for line in ENV.read_text().splitlines() if not line.startswith(f"{name}=")]
-    write_private(ENV, [*lines, f"{name}={value}"])
+    """NAME=value in .env: in the place of its line, or last."""
+    lines = ENV.read_text().splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith(f"{name}=")), len(lines))
+    rest = [line for line in lines[at + 1 :] if not line.startswith(f"{name}=")]
+    write_private(ENV, [*lines[:at], f"{name}={value}", *rest])
 
 
-def folders() -> None:
-    """The reports folder and the flows' secrets file (mode 600, empty at first), made
-    before Compose binds them: Docker would make a root-owned folder of each."""
+def prepare() -> None:
+    """What `make up` needs before Compose runs: COMPOSE_FILE naming the database in use (an
+    .env from before it had none gets one); the reports folder and the flows' secrets file
+    (mode 600, empty at first), which Docker would make root-owned folders of."""
+    if parse(ENV).get("COMPOSE_FILE", "") != compose_file(is_public()):
+        set_value("COMPOSE_FILE", compose_file(is_public()))
     reports = Path(get("HOST_REPORTS_DIR", default="reports"))
     reports.mkdir(parents=True, exist_ok=True)
     if os.getuid() == 0:
@@ -173,14 +193,14 @@ def main(argv=None) -> int:
     recording = commands.add_parser("mode")
     recording.add_argument("name", choices=["offline", "dask", "public"])
     recording.add_argument("on", choices=["0", "1"])
-    commands.add_parser("folders")
+    commands.add_parser("prepare")
     args = parser.parse_args(argv)
     if args.command == "get":
         print(get(args.name, args.default))
     elif args.command == "mode":
         record_mode(args.name, args.on == "1")
     else:
-        {"create": create, "folders": folders}[args.command]()
+        {"create": create, "prepare": prepare}[args.command]()
     return 0
 
 

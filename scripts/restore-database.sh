@@ -10,6 +10,8 @@
 set -u
 file=$1
 shift
+compose="$*"
+database() { COMPOSE=$compose sh scripts/database-client.sh "$@"; }
 lock_seconds=${RESTORE_LOCK_SECONDS:-60}
 writers="agent towel apollo graphql hasura"
 refuse() {
@@ -21,7 +23,7 @@ gzip -t "$file" 2>/dev/null || refuse "$file is not an intact gzip file (cut sho
 [ "$(gunzip -c "$file" | tail -n 3 | grep -c '^-- PostgreSQL database dump complete$')" = 1 ] ||
   refuse "$file does not end as a whole pg_dump does (cut short?)"
 dumped=$(gunzip -c "$file" | sed -n 's/^-- Dumped from database version \([0-9]*\).*/\1/p' | head -n 1)
-server=$("$@" exec -T postgres psql -X -tA -U prefect -d prefect_server -c 'SHOW server_version_num' 2>/dev/null) ||
+server=$(database psql -X -tA -c 'SHOW server_version_num' 2>/dev/null) ||
   refuse "the database does not answer (is the stack up? make ps)"
 server=$((server / 10000))
 [ "$dumped" = "$server" ] || refuse "$file was dumped from PostgreSQL ${dumped:-?}, the server runs $server"
@@ -31,8 +33,7 @@ trap 'rm -f "$errors"' EXIT
 # shellcheck disable=SC2086
 "$@" stop $writers || refuse "the services that write to the database did not stop"
 if gunzip -c "$file" | sed "s/^SET lock_timeout = 0;\$/SET lock_timeout = '${lock_seconds}s';/" |
-  "$@" exec -T postgres psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U prefect -d prefect_server \
-    >/dev/null 2>"$errors"; then
+  database psql -X -q --single-transaction -v ON_ERROR_STOP=1 >/dev/null 2>"$errors"; then
   restored=1
 else
   restored=0

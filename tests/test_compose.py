@@ -159,6 +159,35 @@ def test_postgres_and_hasura_are_on_a_network_of_their_own(config):
         assert not any("HASURA" in name and "SECRET" in name for name in service.get("environment", {}))
 
 
+def test_an_external_database_takes_postgres_place_reached_over_a_network_with_a_way_out(compose_version):
+    """POSTGRES_HOST: no postgres service or volume; Hasura and graphql (its migrations) get
+    the URL of the settings and a network out, prefect-db staying internal."""
+    external = {
+        "POSTGRES_HOST": "db.office.internal",
+        "POSTGRES_PORT": "6432",
+        "POSTGRES_DB": "prefect_office",
+        "POSTGRES_USER": "office",
+        "POSTGRES_SSLMODE": "verify-full",
+    }
+    config = compose_config(compose_version, external=True, **external)
+    services = config["services"]
+    assert "postgres" not in services and set(config["volumes"]) == {"proxy-data"}
+    url = "postgresql://office:pg-secret@db.office.internal:6432/prefect_office?sslmode=verify-full"
+    assert services["hasura"]["environment"]["HASURA_GRAPHQL_DATABASE_URL"] == url
+    assert services["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == url
+    assert not services["hasura"].get("depends_on")
+    networks = config["networks"]
+    assert networks["prefect-db"]["internal"] is True and not networks["database"].get("internal")
+    assert sorted(name for name, service in services.items() if "database" in service["networks"]) == [
+        "graphql",
+        "hasura",
+    ]
+    defaults = compose_config(compose_version, external=True, POSTGRES_HOST="db")["services"]["hasura"]
+    assert defaults["environment"]["HASURA_GRAPHQL_DATABASE_URL"] == (
+        "postgresql://prefect:pg-secret@db:5432/prefect_server?sslmode=prefer"
+    )
+
+
 def test_amd64_only_images_ask_for_amd64_and_probes_ask_127_0_0_1(config):
     """hasura v1.3.3 and the prefecthq core-0.15.9 images are published for amd64 only;
     apollo and the UI's nginx listen on IPv4 only, and BusyBox wget tries one address."""
@@ -199,6 +228,8 @@ def test_secrets_come_from_env_and_a_missing_one_is_refused(config, compose_vers
             compose_version,
             "-f",
             str(ROOT / "docker-compose.yml"),
+            "-f",
+            str(ROOT / "docker-compose.database.yml"),
             "--env-file",
             str(NO_ENV_FILE),
             "config",
@@ -226,6 +257,8 @@ def test_env_example_has_no_secret_and_documents_every_setting():
         (ROOT / name).read_text()
         for name in (
             "docker-compose.yml",
+            "docker-compose.database.yml",
+            "docker-compose.external-database.yml",
             "docker-compose.override.yml",
             "docker-compose.public.yml",
             "agent/docker-compose.yml",

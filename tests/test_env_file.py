@@ -33,6 +33,9 @@ def dotenv(checkout, *args, **env):
     )
 
 
+OWN_DATABASE = "docker-compose.yml:docker-compose.database.yml:docker-compose.override.yml"
+
+
 def settings(checkout) -> list:
     return [
         line for line in (checkout / ".env").read_text().splitlines() if line and not line.startswith("#")
@@ -76,6 +79,7 @@ def test_modes_are_recorded_and_taken_out_leaving_every_other_line(checkout):
         "UI_PORT=9000",
         "RANDOMUSER_URL=http://users-api:8999/api/",
         "USERS_API_LIMIT=0",
+        f"COMPOSE_FILE={OWN_DATABASE}",
         "DASK_ADDRESS=tcp://dask-scheduler:8786",
         "DASK_WORKERS=3",
         "COMPOSE_PROFILES=offline,dask",
@@ -83,6 +87,7 @@ def test_modes_are_recorded_and_taken_out_leaving_every_other_line(checkout):
     assert dotenv(checkout, "mode", "offline", "0").returncode == 0
     assert settings(checkout) == [
         "UI_PORT=9000",
+        f"COMPOSE_FILE={OWN_DATABASE}",
         "DASK_ADDRESS=tcp://dask-scheduler:8786",
         "DASK_WORKERS=3",
         "COMPOSE_PROFILES=dask",
@@ -114,12 +119,12 @@ def test_public_mode_records_its_address_and_makes_its_secrets_once(checkout, tm
     lines = settings(checkout)
     assert lines[:7] == [
         "UI_PORT=9000",
-        "COMPOSE_FILE=docker-compose.yml:docker-compose.public.yml",
         "PUBLIC_HOST=data.example.org",
         "PUBLIC_PORT=8443",
         "PUBLIC_BIND=0.0.0.0",
         "APOLLO_PUBLIC_URL=https://data.example.org:8443/graphql",
         "UI_PUBLIC_URL=https://data.example.org:8443",
+        "COMPOSE_FILE=docker-compose.yml:docker-compose.database.yml:docker-compose.public.yml",
     ]
     assert re.fullmatch(r"API_TOKEN=\w{48}", lines[7])
     assert lines[8] == "UI_PASSWORD_HASH=JDJhJDE0JGFiY2RlZmdoaWprbG1ub3BxcnN0dXY="  # base64 of the hash
@@ -130,7 +135,7 @@ def test_public_mode_records_its_address_and_makes_its_secrets_once(checkout, tm
     again = dotenv(checkout, "mode", "public", "1", PATH=path)
     assert again.stdout == "" and sorted(settings(checkout)) == sorted(lines)
     dotenv(checkout, "mode", "public", "0", PATH=path)
-    assert settings(checkout) == ["UI_PORT=9000", *lines[7:]]
+    assert settings(checkout) == ["UI_PORT=9000", f"COMPOSE_FILE={OWN_DATABASE}", *lines[7:]]
 
 
 def test_a_proxy_image_that_cannot_hash_stops_public_mode_in_one_line(checkout, tmp_path):
@@ -140,15 +145,31 @@ def test_a_proxy_image_that_cannot_hash_stops_public_mode_in_one_line(checkout, 
     assert not [line for line in settings(checkout) if line.startswith("UI_PASSWORD_HASH")]
 
 
-def test_folders_makes_the_reports_folder_and_a_private_secrets_file_once(checkout, tmp_path):
+def test_prepare_names_the_database_in_use_and_keeps_public_mode(checkout, tmp_path):
+    """An .env from before the database had a file of its own gets one; POSTGRES_HOST
+    swaps the stack's own for the external one's, PUBLIC=1's port file staying."""
+    (checkout / ".env").write_text(f"HOST_REPORTS_DIR={tmp_path / 'reports'}\n")
+    dotenv(checkout, "prepare")
+    assert settings(checkout)[-1] == f"COMPOSE_FILE={OWN_DATABASE}"
+    with open(checkout / ".env", "a") as env:
+        env.write("POSTGRES_HOST=db.office.internal\n")
+    dotenv(checkout, "prepare")
+    external = "docker-compose.yml:docker-compose.external-database.yml:docker-compose.override.yml"
+    assert settings(checkout)[1:] == [f"COMPOSE_FILE={external}", "POSTGRES_HOST=db.office.internal"]
+    dotenv(checkout, "mode", "public", "1", PATH=fake_docker(tmp_path, "$2a$14$abcdefghijklmnopqrstuv"))
+    dotenv(checkout, "prepare")
+    assert settings(checkout)[1] == f"COMPOSE_FILE={external.replace('override', 'public')}"
+
+
+def test_prepare_makes_the_reports_folder_and_a_private_secrets_file_once(checkout, tmp_path):
     reports, secrets_file = tmp_path / "reports", tmp_path / "flow-secrets.env"
     (checkout / ".env").write_text(
         f"HOST_REPORTS_DIR={reports}\nFLOW_SECRETS_FILE={secrets_file}\nAPP_UID=1000\n"
     )
-    assert dotenv(checkout, "folders").returncode == 0
+    assert dotenv(checkout, "prepare").returncode == 0
     assert reports.is_dir() and stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     if os.getuid() == 0:
         assert reports.stat().st_uid == 1000  # flow runs write there as the app user
     secrets_file.write_text("TOKEN=kept\n")
-    dotenv(checkout, "folders")
+    dotenv(checkout, "prepare")
     assert secrets_file.read_text() == "TOKEN=kept\n"

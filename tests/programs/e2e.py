@@ -28,6 +28,7 @@ import base64
 import gzip
 import ipaddress
 import json
+import os
 import re
 import signal
 import ssl
@@ -405,8 +406,8 @@ def load(stack: Stack) -> str:
     return f"{LOAD_RUNS} runs of {LOAD_USERS:,} users, all Success in {time.monotonic() - begun:.0f} s"
 
 
-HOUSEKEEPING_WAVES = 3
-WAVE_RUNS = 5
+HOUSEKEEPING_WAVES = 2
+WAVE_RUNS = 4
 KEEP_SECONDS = 15  # keep_days of the hop's housekeeping runs, in seconds
 TABLES = ("flow_run", "task_run", "flow_run_state", "task_run_state", "log")
 
@@ -936,6 +937,72 @@ def clean(stack: Stack) -> str:
     return "volume removed, no container left"
 
 
+def external_database(stack: Stack) -> str:
+    """POSTGRES_HOST: a PostgreSQL outside the compose project (Debian's, in the local image
+    the stack's own runs here, started with `docker run`): `make up` starts no postgres
+    service and gives Hasura and graphql its URL; `make backup` and `make restore` work
+    against it through a client container; `make clean` leaves it alone and says so."""
+    image = stack.env.get("E2E_POSTGRES_IMAGE", "postgres:11")  # the stack's own image
+    host, port, password = docker_bridge(), free_port(), base64.b16encode(os.urandom(12)).decode().lower()
+    name = f"{stack.name}-external-database"
+    secret = {**os.environ, "POSTGRES_PASSWORD": password}  # through the environment, not argv
+    run("docker", "run", "-d", "--rm", "--name", name, "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_USER=office",
+        "-e", "POSTGRES_DB=prefect_office", "-p", f"{host}:{port}:5432", image, env=secret, stdout=subprocess.DEVNULL)  # fmt: skip
+
+    def psql(sql: str) -> str:
+        return output(
+            "docker", "exec", name, "psql", "-tA", "-U", "office", "-d", "prefect_office", "-c", sql
+        )
+
+    try:
+        deadline = time.monotonic() + 60
+        while run(
+            "docker", "exec", name, "pg_isready", "-q", "-h", "127.0.0.1", "-U", "office", check=False
+        ).returncode:
+            assert time.monotonic() < deadline, "the external database did not start"
+            time.sleep(1)
+        stack.make("down")
+        stack.env.update(
+            POSTGRES_HOST=host,
+            POSTGRES_PORT=str(port),
+            POSTGRES_USER="office",
+            POSTGRES_DB="prefect_office",
+            POSTGRES_PASSWORD=password,
+            POSTGRES_CLIENT_IMAGE=image,
+            COMPOSE_FILE=stack.env["COMPOSE_FILE"]
+            .replace("docker-compose.database.yml", "docker-compose.external-database.yml")
+            .replace(":tests/programs/docker-compose.placeholders-postgres.yml", ""),
+        )
+        stack.make("up")
+        project, service = (
+            f"label=com.docker.compose.project={stack.name}",
+            "label=com.docker.compose.service=postgres",
+        )
+        assert not output("docker", "ps", "-aq", "--filter", project, "--filter", service), "postgres started"
+        url = f"postgresql://office:{password}@{host}:{port}/prefect_office?sslmode=prefer"
+        for service, variable in (("hasura", "HASURA_GRAPHQL_DATABASE_URL"), ("graphql", "PREFECT_SERVER__DATABASE__CONNECTION_URL")):  # fmt: skip
+            environment = output("docker", "inspect", "-f", "{{json .Config.Env}}", stack.container(service))
+            assert f"{variable}={url}" in json.loads(environment), service
+        smoke(stack, 4)
+
+        psql("CREATE TABLE e2e_rows AS SELECT n AS id FROM generate_series(1, 300) n")
+        printed = stack.make("backup").stdout.strip()
+        backup = stack.dir / printed.split(" (")[0]
+        assert gzip.decompress(backup.read_bytes()).count(b"e2e_rows") >= 2, printed
+        psql("DROP TABLE e2e_rows")
+        restored = stack.make("restore", f"FILE={backup}", "YES=1")
+        assert f"Restored {backup}." in restored.stdout, restored.stdout[-2000:]
+        assert psql("SELECT count(*) FROM e2e_rows") == "300"
+        cleaned = stack.make("clean").stdout
+        assert f"Left the external database at {host} alone" in cleaned, cleaned[-1000:]
+        assert psql("SELECT count(*) FROM e2e_rows") == "300"  # untouched
+    finally:
+        run(
+            "docker", "rm", "--force", name, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    return f"no postgres service; Hasura and graphql on {host}:{port}; 300 rows backed up and restored; kept by make clean"
+
+
 HOPS = [
     ("a blanked secret is refused by name", missing_secret),
     ("make up with a crash-looping hasura stops, naming it", crash_loop),
@@ -969,6 +1036,7 @@ HOPS = [
     ("make down, make up: same .env, same registration", down_and_up),
     ("make backup, DROP TABLE, make restore: rows back", backup_and_restore),
     ("make clean removes the database volume", clean),
+    ("POSTGRES_HOST: no postgres service; backup, restore and clean on it", external_database),
 ]
 
 

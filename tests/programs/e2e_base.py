@@ -181,15 +181,17 @@ def proxy_image() -> str:
 
 
 def upstream_images() -> list:
-    """What the stack pulls: every image docker-compose.yml names (its defaults), and the
-    project image's base, the Dockerfile's."""
+    """What the stack pulls: every image its compose files name (their defaults), with its
+    own database, and the project image's base, the Dockerfile's."""
     import re
 
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = [
+        service
+        for name in ("docker-compose.yml", "docker-compose.database.yml")
+        for service in yaml.safe_load((ROOT / name).read_text())["services"].values()
+    ]
     named = {
-        re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", service["image"])
-        for service in compose["services"].values()
-        if "image" in service
+        re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", service["image"]) for service in services if "image" in service
     }
     base = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
     return sorted({image for image in named if not image.startswith("users-report")} | {base})

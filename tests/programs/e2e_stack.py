@@ -55,6 +55,12 @@ def fresh_copy(destination: Path) -> Path:
     return destination
 
 
+PLACEHOLDERS = [
+    "tests/programs/docker-compose.placeholders.yml",
+    "tests/programs/docker-compose.placeholders-postgres.yml",
+]
+
+
 class Stack:
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
@@ -82,8 +88,11 @@ class Stack:
                 docker_config_with_v2(work / "docker") if version == "v2" else work / "docker"
             ),
             "COMPOSE_PROJECT_NAME": self.name,
-            "COMPOSE_FILE": "docker-compose.yml:docker-compose.override.yml"
-            + (":tests/programs/docker-compose.placeholders.yml" if local_images else ""),
+            # As `make up` writes it (scripts/dotenv.py), the placeholders after it.
+            "COMPOSE_FILE": ":".join(
+                ["docker-compose.yml", "docker-compose.database.yml", "docker-compose.override.yml"]
+                + (PLACEHOLDERS if local_images else [])
+            ),
             "PREFECT_NETWORK": self.name,
             "PROJECT_IMAGE": f"{self.name}:latest",
             "FLOW_IMAGE": self.flow_image,

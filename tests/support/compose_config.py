@@ -42,13 +42,19 @@ def docker_compose(version, *args, env=None, cwd=ROOT) -> subprocess.CompletedPr
     )
 
 
-def compose_config(version="v2", public=False, **env) -> dict:
-    """The resolved compose files as `make up` uses them: docker-compose.yml with the
-    loopback ports of docker-compose.override.yml, or (`public`, PUBLIC=1) with the HTTPS
-    port of docker-compose.public.yml; every profile's services included (v2 leaves out
-    those of profiles not asked for)."""
+def compose_config(version="v2", public=False, external=False, **env) -> dict:
+    """The resolved compose files as `make up` uses them (scripts/dotenv.py): docker-compose.yml,
+    the stack's own database (docker-compose.database.yml) or (`external`, POSTGRES_HOST) an
+    external one, the loopback ports of docker-compose.override.yml or (`public`, PUBLIC=1)
+    the HTTPS port of docker-compose.public.yml; every profile's services included (v2 leaves
+    out those of profiles not asked for)."""
+    database = "docker-compose.external-database.yml" if external else "docker-compose.database.yml"
     overlay = "docker-compose.public.yml" if public else "docker-compose.override.yml"
-    files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / overlay)]
+    files = [
+        argument
+        for name in ("docker-compose.yml", database, overlay)
+        for argument in ("-f", str(ROOT / name))
+    ]
     result = docker_compose(
         version,
         *files,

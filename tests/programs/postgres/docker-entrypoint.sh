@@ -7,6 +7,8 @@ set -eu
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
 BIN=$(echo /usr/lib/postgresql/*/bin)
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+# Another command (a client's: pg_dump, psql) runs as given, as in the official image.
+case "${1:-postgres}" in postgres | -*) ;; *) exec "$@" ;; esac
 [ "${1:-}" != postgres ] || shift
 mkdir -p "$PGDATA" /run/postgresql
 chown postgres:postgres "$PGDATA" /run/postgresql
