@@ -117,28 +117,18 @@ class Runs:
             state_timestamp=now(),
             times_resurrected=0,
         )
-        self.record_flow_run_state(run, state.serialize())
+        self.record_state("flow_run", run, state.serialize())
         for task in self.tables["task"].values():
             if task["flow_id"] == flow["id"]:
                 self.new_task_run(run["id"], task["id"], -1)
         return run
 
-    def record_flow_run_state(self, run, serialized_state):
-        """A flow run's state history, as the server's flow_run_state table keeps it."""
+    def record_state(self, table, run, serialized_state):
+        """A run's state history, as the server's flow_run_state and task_run_state tables
+        keep it (`table`: flow_run or task_run)."""
         self.insert(
-            "flow_run_state",
-            flow_run_id=run["id"],
-            timestamp=now(),
-            state=serialized_state["type"],
-            message=serialized_state.get("message"),
-            serialized_state=serialized_state,
-        )
-
-    def record_task_run_state(self, run, serialized_state):
-        """A task run's state history, as the server's task_run_state table keeps it."""
-        self.insert(
-            "task_run_state",
-            task_run_id=run["id"],
+            f"{table}_state",
+            **{f"{table}_id": run["id"]},
             timestamp=now(),
             state=serialized_state["type"],
             message=serialized_state.get("message"),
@@ -247,13 +237,11 @@ class Runs:
             if state["type"] in END_STATES:
                 run["end_time"] = stamp
             self.insert("state_history", run_id=run["id"], type=state["type"], message=state.get("message"))
+            self.record_state(table, run, state)
             if table == "flow_run":
                 if state["type"] in {"Running", "Submitted"}:
                     run["heartbeat"] = stamp
-                self.record_flow_run_state(run, state)
                 self.call_hooks(run, state)
-            else:
-                self.record_task_run_state(run, state)
             results.append({"id": run["id"], "status": "SUCCESS", "message": None})
         return results
 
