@@ -20,7 +20,10 @@ refuse() {
 }
 
 gzip -t "$file" 2>/dev/null || refuse "$file is not an intact gzip file (cut short or damaged?)"
-[ "$(gunzip -c "$file" | tail -n 3 | grep -c '^-- PostgreSQL database dump complete$')" = 1 ] ||
+# pg_dump's last words, after which only blank and `--` lines and, from the releases of
+# August 2025 on (15.14, 16.10, 17.6), the `\unrestrict` that closes its opening `\restrict`.
+ending=$(gunzip -c "$file" | awk '!/^(--)?$/ && !/^\\unrestrict / {last = $0} END {print last}')
+[ "$ending" = "-- PostgreSQL database dump complete" ] ||
   refuse "$file does not end as a whole pg_dump does (cut short?)"
 dumped=$(gunzip -c "$file" | sed -n 's/^-- Dumped from database version \([0-9]*\).*/\1/p' | head -n 1)
 server=$(database psql -X -tA -c 'SHOW server_version_num' 2>/dev/null) ||

@@ -3,6 +3,7 @@ through: in the stack's own postgres container, or for an external database in a
 container with the password in its environment, never on a command line. A fake `docker`
 and compose command write down what they were asked."""
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -63,3 +64,82 @@ def test_an_external_database_is_reached_by_a_client_container_with_the_password
     argv, _ = client(tmp_path, ["POSTGRES_PASSWORD=x", "POSTGRES_HOST=db"], "psql")
     assert argv[11:] == ["psql", "-h", "db", "-p", "5432", "-U", "prefect", "-d", "prefect_server"]
     assert argv[10] == "postgres:16"
+
+
+DUMP = """--
+-- PostgreSQL database dump
+--
+
+\\restrict Vf1kx
+
+-- Dumped from database version 15.18 (Debian 15.18-0+deb12u1)
+-- Dumped by pg_dump version 15.18 (Debian 15.18-0+deb12u1)
+
+SET lock_timeout = 0;
+CREATE TABLE public.flow_run (id uuid);
+
+--
+-- PostgreSQL database dump complete
+--
+
+\\unrestrict Vf1kx
+
+"""
+
+
+def restore(tmp_path, dump: bytes):
+    """scripts/restore-database.sh against a fake compose command: a server of PostgreSQL
+    15 that takes whatever psql is given, and writes down what it was asked."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True, exist_ok=True)
+    for name in (
+        ".env.example",
+        "scripts/dotenv.py",
+        "scripts/database-client.sh",
+        "scripts/restore-database.sh",
+    ):
+        shutil.copy(ROOT / name, checkout / name)
+    (checkout / ".env").write_text("POSTGRES_PASSWORD=x\n")
+    (tmp_path / "fake-compose").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/asked\n'
+        'case "$*" in *server_version_num*) echo 150018;; *single-transaction*) cat > '
+        f"{tmp_path}/applied;; esac\n"
+    )
+    (tmp_path / "fake-compose").chmod(0o755)
+    (tmp_path / "backup.sql.gz").write_bytes(dump)
+    return subprocess.run(
+        [
+            "sh",
+            "scripts/restore-database.sh",
+            str(tmp_path / "backup.sql.gz"),
+            str(tmp_path / "fake-compose"),
+        ],
+        cwd=checkout,
+        env={"PATH": os.environ["PATH"], "RESTORE_LOCK_SECONDS": "7"},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_whole_dump_of_a_patched_pg_dump_is_restored_with_its_lock_wait_bounded(tmp_path):
+    """pg_dump from August 2025 on (15.14, 16.10, 17.6) ends with `\\unrestrict`, after its
+    "dump complete" line."""
+    result = restore(tmp_path, gzip.compress(DUMP.encode()))
+    assert result.returncode == 0 and result.stdout.startswith("Restored "), result.stderr
+    applied = (tmp_path / "applied").read_text()
+    assert "SET lock_timeout = '7s';" in applied and "SET lock_timeout = 0;" not in applied
+    asked = (tmp_path / "asked").read_text().splitlines()
+    assert (
+        asked[1] == "stop agent towel apollo graphql hasura"
+        and asked[-1] == "up -d agent towel apollo graphql hasura"
+    )
+
+
+def test_a_cut_short_or_other_version_dump_is_refused_before_anything_stops(tmp_path):
+    cut = DUMP[: DUMP.index("-- PostgreSQL database dump complete")]
+    refused = restore(tmp_path, gzip.compress(cut.encode()))
+    assert refused.returncode == 1 and "does not end as a whole pg_dump does (cut short?)" in refused.stderr
+    other = DUMP.replace("database version 15.18", "database version 11.22")
+    refused = restore(tmp_path, gzip.compress(other.encode()))
+    assert "was dumped from PostgreSQL 11, the server runs 15" in refused.stderr
+    assert "stop" not in (tmp_path / "asked").read_text()  # only the version was asked
