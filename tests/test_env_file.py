@@ -173,3 +173,53 @@ def test_prepare_makes_the_reports_folder_and_a_private_secrets_file_once(checko
     secrets_file.write_text("TOKEN=kept\n")
     dotenv(checkout, "prepare")
     assert secrets_file.read_text() == "TOKEN=kept\n"
+
+
+def documented_defaults() -> dict:
+    """NAME -> value of .env.example's `# NAME=value` lines: the defaults make reads."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(
+        re.match(r"^# ([A-Z][A-Z0-9_]*)=(.*)$", line).groups()
+        for line in lines
+        if re.match(r"^# [A-Z_]+=", line)
+    )
+
+
+def code_defaults() -> dict:
+    """NAME -> default of every text(), number() and choice() read in the settings modules,
+    the default's expression evaluated in its module."""
+    import ast
+    import importlib
+
+    found = {}
+    for path in [ROOT / "stack" / "settings.py", *sorted((ROOT / "flows").glob("*/s*.py"))]:
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") in {"text", "number", "choice"}
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                name = node.args[0].value
+                found[name] = eval(compile(ast.Expression(node.args[1]), str(path), "eval"), vars(module))
+    return found
+
+
+def test_each_default_is_the_same_where_the_code_compose_and_env_example_state_it():
+    documented, code = documented_defaults(), code_defaults()
+    assert {"PREFECT_PROJECT", "HTTP_TIMEOUT", "SERVER_KEEP_DAYS", "SCHEDULE_CRON"} <= set(code)
+    for name, default in code.items():
+        if name in documented:
+            same = documented[name] == str(default) or (
+                isinstance(default, (int, float)) and float(documented[name]) == default
+            )
+            assert same, f"{name}: .env.example says {documented[name]!r}, the code {default!r}"
+    compose = "".join(
+        path.read_text()
+        for path in [*ROOT.glob("docker-compose*.yml"), ROOT / "agent" / "docker-compose.yml"]
+    )
+    for name, default in re.findall(r"\$\{([A-Z_]+):-([^}]+)\}", compose):
+        if documented.get(name):  # an empty one is "none": compose may bind /dev/null for it
+            assert documented[name] == default, (
+                f"{name}: .env.example says {documented[name]!r}, compose {default!r}"
+            )
