@@ -2,6 +2,8 @@
 secrets, read as Compose reads it, modes recorded and taken out. No Docker needed: the one
 image it runs (the proxy's, to hash the UI password) is a fake `docker` on PATH here."""
 
+import ast
+import importlib
 import os
 import re
 import shutil
@@ -188,11 +190,12 @@ def documented_defaults() -> dict:
 def code_defaults() -> dict:
     """NAME -> default of every text(), number() and choice() read in the settings modules,
     the default's expression evaluated in its module."""
-    import ast
-    import importlib
-
     found = {}
-    for path in [ROOT / "stack" / "settings.py", *sorted((ROOT / "flows").glob("*/s*.py"))]:
+    flows = ROOT / "flows"
+    for path in [
+        ROOT / "stack" / "settings.py",
+        *sorted([*flows.glob("*/settings.py"), *flows.glob("*/schedules.py")]),
+    ]:
         module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
         for node in ast.walk(ast.parse(path.read_text())):
             if (
