@@ -259,20 +259,24 @@ def the_alert(receiver: str, run_id: str) -> str:
 
 
 def alerts(stack: Stack) -> str:
-    """NOTIFY_WEBHOOK_URL set, `make register`: one cloud hook; a run failing on n_users=0
-    makes the server post one Slack-format alert to a receiver on the stack's network."""
+    """NOTIFY_WEBHOOK_URL set, `make register`: one cloud hook for each flow with alerts
+    (Memory check has them off); a run failing on n_users=0 makes the server post one
+    Slack-format alert to a receiver on the stack's network."""
     receiver = start_receiver(stack)
     stack.env["NOTIFY_WEBHOOK_URL"] = f"http://{receiver}:8998/hooks/e2e/secret"
     stack.make("register")
     stack.make("register")
-    hooks = stack.graphql("query { cloud_hook { id } }")["cloud_hook"]
-    assert len(hooks) == 1, hooks
+    hooks = stack.graphql("query { cloud_hook { version_group_id } }")["cloud_hook"]
+    groups = {
+        stack.active_flow(name)["version_group_id"]: name for name in ("Users report", "Server housekeeping")
+    }
+    assert sorted(groups.get(hook["version_group_id"]) for hook in hooks) == sorted(groups.values()), hooks
     run_id = stack.create_run({"n_users": 0})
     assert stack.wait_for_runs([run_id])[run_id]["state"] == "Failed", stack.explain(run_id)
     text = the_alert(receiver, run_id)
     assert "*State:* `Failed`" in text and "n_users must be a whole number" in text, text
     assert f"*Link:* http://localhost:8080/default/flow-run/{run_id}" in text, text
-    return f"one hook after two registrations; the failed run's alert: {text.splitlines()[2][:80]}"
+    return f"one hook a flow after two registrations; the failed run's alert: {text.splitlines()[2][:80]}"
 
 
 # The stand-in's towel pass is asked for with this heartbeat cutoff: above the flow runs'
