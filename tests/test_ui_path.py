@@ -37,8 +37,8 @@ def report_rows(env, run_id) -> int:
 
 
 def claim_and_run(standin, env, run_id) -> dict:
-    """The agent claims the run (and only it) and its container's command runs here."""
-    (create,) = agent_polls(env)
+    """The agent claims the run, in one container, and that container's command runs here."""
+    (create,) = agent_polls(env, run_id=run_id)
     assert create["environment"]["PREFECT__CONTEXT__FLOW_RUN_ID"] == run_id
     run_container_here(create, env)
     return standin.tables["flow_run"][run_id]

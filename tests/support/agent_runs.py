@@ -34,14 +34,16 @@ def only_flow(standin):
     return flow
 
 
-def agent_polls(env, polls=2):
-    """The agent as agent/start.py builds it; the container it would create, if any."""
+def agent_polls(env, polls=2, run_id=None):
+    """The agent as agent/start.py builds it; the containers it would create, if any (only
+    `run_id`'s, if given: a run of the schedule falls due when a test passes its hour)."""
     probe = json.loads(
         run_module(["-m", "tests.support.agent_probe", "poll", str(polls)], env)
         .stdout.strip()
         .splitlines()[-1]
     )
-    return [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
+    creates = [kwargs for name, _, kwargs in probe["calls"] if name == "create_container"]
+    return [c for c in creates if run_id in (None, c["environment"]["PREFECT__CONTEXT__FLOW_RUN_ID"])]
 
 
 def start_container_here(create, env, **prefect_config) -> subprocess.Popen:
@@ -84,7 +86,7 @@ def adhoc_run(standin, env, n_users, start=True, **prefect_config):
         run_id = prefect.Client().create_flow_run(
             flow_id=only_flow(standin)["id"], parameters={"n_users": n_users}
         )
-    (create,) = agent_polls(env)
+    (create,) = agent_polls(env, run_id=run_id)
     assert states_of(standin, run_id) == ["Submitted"]
     return run_id, create, run_container_here(create, env, **prefect_config) if start else None
 
