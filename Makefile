@@ -24,13 +24,16 @@ help: ## list the commands
 	@$(DOTENV) create
 
 # Everything but the one-shot register step, waited for until healthy (a crash loop stops
-# it, naming the service), then register in the foreground with its own exit code.
+# it, naming the service); the services of a mode taken out removed (compose's up leaves
+# them running); then register in the foreground with its own exit code.
 up: .env ## start Prefect Server and the agent, register the flows (OFFLINE=1, DASK=1, PUBLIC=1: README)
 	@$(if $(OFFLINE),$(DOTENV) mode offline $(OFFLINE) &&) $(if $(DASK),$(DOTENV) mode dask $(DASK) &&) \
 	  $(if $(PUBLIC),$(DOTENV) mode public $(PUBLIC) &&) $(DOTENV) prepare
 	$(COMPOSE) build
 	@START_SECONDS=$(call setting,START_SECONDS) START_RESTARTS=$(call setting,START_RESTARTS) \
 	  sh scripts/start-stack.sh $(COMPOSE)
+	@off=$$($(DOTENV) services-off); [ -z "$$off" ] || \
+	  { out=$$($(COMPOSE) rm --stop --force $$off 2>&1) || { echo "$$out" >&2; exit 1; }; }
 	$(COMPOSE) run --rm register
 	@ui=$(call setting,UI_PUBLIC_URL,http://localhost:$(call setting,UI_PORT)); \
 	echo; echo "Prefect UI:  $$ui  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT)\")"; \

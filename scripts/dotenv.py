@@ -5,6 +5,7 @@ recorded in it. Standard library only: it runs before any virtual environment.
   python3 scripts/dotenv.py get NAME [--default V] # the shell's, else .env's, else the default
   python3 scripts/dotenv.py mode offline|dask|public 0|1
   python3 scripts/dotenv.py prepare                # COMPOSE_FILE, the reports folder, the secrets file
+  python3 scripts/dotenv.py services-off           # the services of the modes' profiles not on
 
 A setting's default is the one `.env.example` documents (`# NAME=value`): declared once.
 """
@@ -27,6 +28,9 @@ ROOT_APP_UID = "1000"
 # POSTGRES_HOST names) and the published ports (loopback, or PUBLIC=1's one HTTPS port).
 DATABASE_FILES = {False: "docker-compose.database.yml", True: "docker-compose.external-database.yml"}
 PORTS_FILES = {False: "docker-compose.override.yml", True: "docker-compose.public.yml"}
+# The services of each mode's compose profile (`profiles:` in docker-compose.yml). Compose's
+# `up` leaves them running once their profile is off (make up DASK=0): make up removes them.
+PROFILE_SERVICES = {"offline": ("users-api",), "dask": ("dask-scheduler", "dask-worker")}
 
 
 def parse(path: Path, commented: bool = False) -> dict:
@@ -183,6 +187,14 @@ def prepare() -> None:
         write_private(Path(secrets_file), ["# The flows' secrets: NAME=value lines (docs/flows.md)"])
 
 
+def services_off() -> list:
+    """The services of the profiles COMPOSE_PROFILES leaves out."""
+    on = get("COMPOSE_PROFILES").split(",")
+    return [
+        service for profile, services in PROFILE_SERVICES.items() if profile not in on for service in services
+    ]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -194,11 +206,14 @@ def main(argv=None) -> int:
     recording.add_argument("name", choices=["offline", "dask", "public"])
     recording.add_argument("on", choices=["0", "1"])
     commands.add_parser("prepare")
+    commands.add_parser("services-off")
     args = parser.parse_args(argv)
     if args.command == "get":
         print(get(args.name, args.default))
     elif args.command == "mode":
         record_mode(args.name, args.on == "1")
+    elif args.command == "services-off":
+        print(" ".join(services_off()))
     else:
         {"create": create, "prepare": prepare}[args.command]()
     return 0

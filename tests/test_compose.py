@@ -199,6 +199,17 @@ def test_amd64_only_images_ask_for_amd64_and_probes_ask_127_0_0_1(config):
     assert "-h 127.0.0.1" in config["services"]["postgres"]["healthcheck"]["test"][1]
 
 
+def test_make_up_knows_the_services_of_each_modes_profile(config):
+    """scripts/dotenv.py names them for `make up` to remove once their mode is off."""
+    from scripts.dotenv import PROFILE_SERVICES
+
+    profiles = {}
+    for name, service in config["services"].items():
+        for profile in service.get("profiles", []):
+            profiles.setdefault(profile, []).append(name)
+    assert profiles == {profile: sorted(services) for profile, services in PROFILE_SERVICES.items()}
+
+
 def test_postgres_keeps_its_data_in_a_named_volume(config):
     assert config["volumes"] == {"postgres-data": {}, "proxy-data": {}}
     assert config["services"]["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data:rw"]

@@ -100,6 +100,17 @@ def test_modes_are_recorded_and_taken_out_leaving_every_other_line(checkout):
     assert refused.returncode == 2 and "invalid choice: 'cloud'" in refused.stderr
 
 
+def test_the_services_of_modes_taken_out_are_listed_for_make_up_to_remove(checkout):
+    (checkout / ".env").write_text("UI_PORT=9000\n")
+    assert dotenv(checkout, "services-off").stdout.split() == ["users-api", "dask-scheduler", "dask-worker"]
+    assert dotenv(checkout, "mode", "dask", "1").returncode == 0
+    assert dotenv(checkout, "services-off").stdout.split() == ["users-api"]
+    assert dotenv(checkout, "mode", "offline", "1").returncode == 0
+    assert dotenv(checkout, "services-off").stdout == "\n"
+    assert dotenv(checkout, "mode", "dask", "0").returncode == 0
+    assert dotenv(checkout, "services-off").stdout.split() == ["dask-scheduler", "dask-worker"]
+
+
 def fake_docker(tmp_path, answer: str):
     """A `docker` that answers `docker run ... caddy hash-password` with `answer` and writes
     down its arguments."""
