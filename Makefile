@@ -140,8 +140,8 @@ lint: $(READY) ## check formatting and lint (ruff.toml); ruff format . fixes the
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/ruff check --quiet .
 
-e2e: $(READY) ## the stack's own services and real flow containers on this Docker engine
-	$(BIN)/python -m tests.programs.e2e
+e2e: $(READY) ## the stack's own services and real flow containers on this Docker engine: make e2e HOPS=housekeeping
+	$(BIN)/python -m pytest tests/e2e -v $(if $(HOPS),-k "$(HOPS)")
 
 bench: $(READY) ## measure speed and memory against the local fake users API
 	$(BIN)/python -m tests.programs.bench

@@ -1,6 +1,7 @@
 """The compose project `make e2e` makes with the Makefile, in its own copy of the checkout,
 and what it asks of it: make, compose, flows, runs and logs through the API, reports."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -69,6 +70,7 @@ class Stack:
         placeholders of docker-compose.placeholders.yml; empty: the real images. `name`:
         of the compose project (with the version), its network and images."""
         self.version, self.name = version, f"{name}-{version}"
+        self.failed_hop = None  # once one failed, the stack is as it left it: the rest do not run
         self.dir = fresh_copy(work / "checkout")
         for name, text in MEMORY_CHECK.items():
             (self.dir / "flows" / "memory_check").mkdir(exist_ok=True)
@@ -141,6 +143,21 @@ class Stack:
                 f"remove them: docker compose -p {self.name} down --volumes"
             )
 
+    @contextlib.contextmanager
+    def settings(self, **settings):
+        """`settings` in the environment of the Makefile's commands inside the block; after
+        it, what was there before, so that a later hop does not inherit them."""
+        before = {name: self.env.get(name) for name in settings}
+        self.env.update(settings)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    self.env.pop(name, None)
+                else:
+                    self.env[name] = value
+
     def make(self, *args, check=True, **settings) -> subprocess.CompletedProcess:
         """`make args` in the checkout, with `settings` in its environment as well."""
         result = run(
@@ -177,6 +194,21 @@ class Stack:
             "COMPOSE_PROFILES": "offline,dask,public",
         }
         return run(*self.compose_command, *where, *args, cwd=self.dir, env=env, **kwargs)
+
+    def up(self, registry: bool = False) -> None:
+        """The stack as `make up OFFLINE=1` leaves it, or (`registry`) with REGISTRY_URL set
+        to a registry here, as agents on other hosts need it; `make up` only where it is not
+        so already (not running, or the other way): what a hop run alone builds on."""
+        wanted = self.start_registry() if registry else None
+        running = output(
+            "docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.name}",
+            "--filter", "label=com.docker.compose.service=agent",
+        )  # fmt: skip
+        if running and self.env.get("REGISTRY_URL") == wanted:
+            return
+        self.env.pop("REGISTRY_URL", None)
+        self.env.update({"REGISTRY_URL": wanted} if wanted else {})
+        self.make("up", "OFFLINE=1")
 
     def containers(self, service: str, agent=False) -> list:
         return self.compose("ps", "-q", service, agent=agent, capture_output=True, text=True).stdout.split()
@@ -304,7 +336,10 @@ class Stack:
 
     def start_registry(self) -> str:
         """A registry on loopback (Debian's docker-registry here, the CNCF distribution that
-        registry:2 runs), stopping by itself; returns its address for REGISTRY_URL."""
+        registry:2 runs), stopping by itself, one for the stack; returns its address for
+        REGISTRY_URL."""
+        if self.registry:
+            return self.registry_address
         ensure_command("docker-registry", "docker-registry")
         port = free_port()
         config = self.dir.parent / "registry.yml"
@@ -317,7 +352,7 @@ class Stack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        address = f"127.0.0.1:{port}"
+        address = self.registry_address = f"127.0.0.1:{port}"
         for _ in range(50):
             try:
                 urllib.request.urlopen(f"http://{address}/v2/", timeout=2).close()
