@@ -45,7 +45,7 @@ def start_run(standin, **run):
 
 
 def assert_refused(standin, env, run_id, message):
-    assert agent_polls(env) == []  # no container
+    assert agent_polls(env, run_id=run_id) == []  # no container
     flow_run = standin.tables["flow_run"][run_id]
     assert flow_run["state"] == "Failed", flow_run
     assert flow_run["state_message"] == message
@@ -209,7 +209,9 @@ def test_the_agent_starts_only_allowed_images(allowlist, started, standin, stack
             "users-report-flow (FLOW_IMAGE, REGISTRY_URL, AGENT_IMAGE_ALLOWLIST)",
         )
         return
-    assert [create["environment"]["PREFECT__CONTEXT__IMAGE"] for create in agent_polls(env)] == [image]
+    assert [
+        create["environment"]["PREFECT__CONTEXT__IMAGE"] for create in agent_polls(env, run_id=run_id)
+    ] == [image]
     # The same rules for an allowlisted image: its run config may not mount the host either.
     mounted = start_run(
         standin, run_config=DockerRun(labels=["users-report"], host_config={"binds": ["/:/host"]})
@@ -240,7 +242,7 @@ def test_the_ui_run_pages_run_config_is_started_and_succeeds(standin, stack_env,
         context={},
     )
 
-    (create,) = agent_polls(stack_env)
+    (create,) = agent_polls(stack_env, run_id=run_id)
     assert create["environment"]["PREFECT__LOGGING__LEVEL"] == "DEBUG"
     assert run_container_here(create, stack_env).returncode == 0
     assert standin.tables["flow_run"][run_id]["state"] == "Success"

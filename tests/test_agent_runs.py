@@ -95,7 +95,7 @@ def test_a_run_with_other_labels_is_left_alone(standin, stack_env):
     with client(standin):
         run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"], labels=["another-office"])
 
-    assert agent_polls(stack_env) == []
+    assert agent_polls(stack_env, run_id=run_id) == []
     assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
     assert states_of(standin, run_id) == []
 
@@ -107,7 +107,7 @@ def test_a_log_line_the_api_does_not_take_costs_no_run(standin, stack_env):
     standin.refuse("write_run_logs", "Read timed out. (read timeout=15)")
     with client(standin):
         run_id = prefect.Client().create_flow_run(flow_id=only_flow(standin)["id"], parameters={"n_users": 3})
-    (create,) = agent_polls(stack_env)
+    (create,) = agent_polls(stack_env, run_id=run_id)
     assert create["labels"]["io.prefect.flow-run-id"] == run_id
     assert states_of(standin, run_id) == ["Submitted"]
     assert run_container_here(create, stack_env).returncode == 0

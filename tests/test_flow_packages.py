@@ -224,7 +224,7 @@ def test_a_missing_secret_fails_the_run_in_one_line_with_no_container(checkout, 
     run_module([str(checkout / "register.py"), "--skip-build", "--flow", "greeting"], env)
     with client(standin):
         run_id = prefect.Client().create_flow_run(flow_id=flow_id(standin, "Greeting"))
-    assert agent_polls(env) == []
+    assert agent_polls(env, run_id=run_id) == []
     message = (
         "the secret GREETING_WORD of flows/greeting is not in the flows' secrets file "
         "(FLOW_SECRETS_FILE, flow-secrets.env beside .env): add NAME=value there"

@@ -53,7 +53,7 @@ def test_a_run_whose_container_died_is_retried_in_a_new_container(standin, stack
         if slug == "download_data-1" and index >= 0
     ) == ["Retrying", "Success", "Success"]
     time.sleep(3.5)  # the agent leaves a retry 3 s to the container that set it
-    (create,) = agent_polls(env)
+    (create,) = agent_polls(env, run_id=run_id)
     result = run_container_here(create, env)
 
     run = standin.tables["flow_run"][run_id]
@@ -83,7 +83,7 @@ def test_a_run_whose_container_died_without_retries_left_fails_and_alerts(
     # On the server lazarus takes a run only after 10 minutes without a heartbeat: the 30 s
     # submitted lock of its first deployment has long expired by then.
     standin.submitted_locks.clear()
-    (create,) = agent_polls(env)
+    (create,) = agent_polls(env, run_id=run_id)
     run_container_here(create, env)
 
     run = standin.tables["flow_run"][run_id]

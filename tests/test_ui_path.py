@@ -72,7 +72,7 @@ def test_a_run_whose_labels_were_cleared_is_left_unclaimed(standin, stack_env):
     variables = run_page_variables(flow_page(standin), {"n_users": 5}, "no-labels", labels=[])
     run_id = post(standin.url, CREATE_FLOW_RUN, variables)["data"]["create_flow_run"]["id"]
 
-    assert agent_polls(stack_env) == []
+    assert agent_polls(stack_env, run_id=run_id) == []
     assert standin.tables["flow_run"][run_id]["state"] == "Scheduled"
 
 
