@@ -49,8 +49,9 @@ def get(name: str, default=None) -> str:
     else `default`, else the one .env.example documents."""
     if os.environ.get(name):
         return os.environ[name]
-    if parse(ENV).get(name):
-        return parse(ENV)[name]
+    recorded = parse(ENV).get(name)
+    if recorded:
+        return recorded
     if default is not None:
         return default
     return parse(EXAMPLE, commented=True).get(name, "")
