@@ -81,7 +81,7 @@ class Stack:
         self.flow_image = f"{self.name}-flow"
         self.agent_project = f"{self.name}-agent"  # `make agent`'s, beside the stack
         self.agent_settings = {}  # what `make agent` was given, for compose on its project
-        self.registry = None
+        self.registry = self.registry_address = None  # one registry, started when a hop needs it
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": os.environ.get("HOME", "/root"),
@@ -206,8 +206,10 @@ class Stack:
         )  # fmt: skip
         if running and self.env.get("REGISTRY_URL") == wanted:
             return
-        self.env.pop("REGISTRY_URL", None)
-        self.env.update({"REGISTRY_URL": wanted} if wanted else {})
+        if wanted:
+            self.env["REGISTRY_URL"] = wanted
+        else:
+            self.env.pop("REGISTRY_URL", None)
         self.make("up", "OFFLINE=1")
 
     def containers(self, service: str, agent=False) -> list:
