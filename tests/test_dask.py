@@ -61,16 +61,21 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line(run_pipeline, users_
 @pytest.mark.parametrize(
     "address, executor",
     [
-        ("", "LocalDaskExecutor threads {'num_workers': 4}"),
-        ("tcp://dask.office.example:8786", "ClusterExecutor tcp://dask.office.example:8786 5.0"),
+        ("", "LocalDaskExecutor threads {'num_workers': 3}"),
+        ("tcp://127.0.0.1:PORT", "ClusterExecutor tcp://127.0.0.1:PORT 5.0"),
     ],
 )
-def test_dask_address_chooses_the_executor(address, executor):
-    describe = (
-        "from flows.users_report.flows import flow; e = flow.executor; "
-        "print(type(e).__name__, *(getattr(e, k) for k in ('scheduler', 'dask_config', "
-        "'address', 'worker_wait') if getattr(e, k, None)))"
-    )
-    result = run_module(["-c", describe], {"DASK_ADDRESS": address, "DASK_WORKER_WAIT": "5"})
+def test_the_runs_settings_choose_the_executor_as_it_starts_not_the_import(address, executor):
+    port = free_port()
+    describe = f"""
+import os
+from unittest import mock
+from flows.users_report import flows
+os.environ.update(DASK_ADDRESS={address.replace("PORT", str(port))!r}, DOWNLOAD_WORKERS="3", DASK_WORKER_WAIT="5")
+with mock.patch.object(flows.ClusterExecutor, "start"), flows.flow.executor.start():
+    e = flows.flow.executor.chosen
+    print(type(e).__name__, *(getattr(e, k) for k in ("scheduler", "dask_config", "address", "worker_wait") if getattr(e, k, None)))
+"""
+    result = run_module(["-c", describe], {"DASK_ADDRESS": "", "DOWNLOAD_WORKERS": "4"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == executor
+    assert result.stdout.strip() == executor.replace("PORT", str(port))

@@ -7,16 +7,21 @@ exits 1.
 import argparse
 import sys
 
+from flows.shared.settings import SettingsError
+from flows.users_report.deployment import check_settings
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-users", default="10", help="how many users (1 to 1,000,000)")
     args = parser.parse_args(argv)
     try:
-        from flows.users_report.flows import flow, report
-    except ValueError as exc:  # a bad setting in the environment
+        check_settings()
+    except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from flows.users_report.flows import flow, report
+
     state = flow.run(parameters={"n_users": args.n_users}, run_on_schedule=False)
     if state.is_successful():
         print(state.result[report].result)

@@ -1,12 +1,14 @@
 """The "Users report" flow: download random users, parse them, save them as a CSV report."""
 
+from contextlib import contextmanager
+
 from prefect import Flow, Parameter
 from prefect.engine.results import LocalResult
-from prefect.executors import DaskExecutor, LocalDaskExecutor
+from prefect.executors import DaskExecutor, Executor, LocalDaskExecutor
 
 from flows.shared.failures import say_why
+from flows.users_report.settings import load_settings
 from flows.users_report.tasks import (
-    SETTINGS,
     download_data,
     parse_data,
     plan_pages,
@@ -20,14 +22,15 @@ from flows.users_report.utils import staging_dir
 def result_location(task_full_name: str, **_context) -> str:
     """Where a task run on a server keeps its result: in the run's staging folder. A run whose
     container died goes on in a new container (a retry, or lazarus), which reads there what
-    the finished tasks returned; Prefect keeps results only in memory otherwise."""
-    return f"{staging_dir(SETTINGS.reports_dir).name}/results/{task_full_name}.prefect"
+    the finished tasks returned; Prefect keeps results only in memory otherwise. Absolute, so
+    the result's own folder (Prefect's home, never made: validate_dir) plays no part."""
+    return str(staging_dir(load_settings().reports_dir).resolve() / "results" / f"{task_full_name}.prefect")
 
 
 with Flow(
     "Users report",
     state_handlers=[say_why],
-    result=LocalResult(str(SETTINGS.reports_dir), validate_dir=False, location=result_location),
+    result=LocalResult(validate_dir=False, location=result_location),
 ) as flow:
     n_users = Parameter("n_users", default=10)
     pages = plan_pages(n_users)
@@ -59,7 +62,25 @@ class ClusterExecutor(DaskExecutor):
             ) from None
 
 
-if SETTINGS.dask_address:
-    flow.executor = ClusterExecutor(SETTINGS.dask_address, SETTINGS.dask_worker_wait)
-else:  # threads suffice: the page downloads mostly wait on the network
-    flow.executor = LocalDaskExecutor(scheduler="threads", num_workers=SETTINGS.download_workers)
+class PipelineExecutor(Executor):
+    """The Dask cluster at DASK_ADDRESS, else threads in the run's own process (enough: the
+    page downloads mostly wait on the network), chosen from the settings as the run starts."""
+
+    @contextmanager
+    def start(self):
+        settings = load_settings()
+        if settings.dask_address:
+            self.chosen = ClusterExecutor(settings.dask_address, settings.dask_worker_wait)
+        else:
+            self.chosen = LocalDaskExecutor(scheduler="threads", num_workers=settings.download_workers)
+        with self.chosen.start():
+            yield
+
+    def submit(self, fn, *args, extra_context=None, **kwargs):
+        return self.chosen.submit(fn, *args, extra_context=extra_context, **kwargs)
+
+    def wait(self, futures):
+        return self.chosen.wait(futures)
+
+
+flow.executor = PipelineExecutor()
