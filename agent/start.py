@@ -52,6 +52,11 @@ class RegisteredOnlyDockerAgent(DockerAgent):
     no container is made. (Prefect's own reg_allow_list checks only the registry.) Each
     flow's runs get what its package declares: limits, secrets, environment."""
 
+    # Prefect's agent, idle, backs off to a poll every 10 s (prefect 0.15.9 agent/agent.py
+    # 111-119), so a run started from the UI waited up to 10 s to be claimed. Its intervals
+    # cut at 1 s: idle, one small `get_runs_in_queue` query a second, 60 a minute, not 6.
+    _loop_intervals = {0: 0.25, 1: 0.5, 2: 1.0}
+
     def __init__(self, allowed_images, flows, secrets_file, **kwargs):
         super().__init__(**kwargs)
         self.allowed_images = frozenset(allowed_images)
