@@ -220,9 +220,12 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
         if name != "register":
             assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
             assert service["restart"] == "unless-stopped", name
-        for dependency in service.get("depends_on", {}).values():
-            assert dependency == {"condition": "service_healthy"}, name
-    assert config["services"]["register"]["depends_on"] == {"agent": {"condition": "service_healthy"}}
+            for dependency in service.get("depends_on", {}).values():
+                assert dependency == {"condition": "service_healthy"}, name
+    # The one-shot step waits for the API through the agent's own dependency, not for the
+    # agent's health: `make register` recreates the agent.
+    assert config["services"]["register"]["depends_on"] == {"agent": {"condition": "service_started"}}
+    assert config["services"]["agent"]["depends_on"] == {"apollo": {"condition": "service_healthy"}}
     assert config["services"]["register"]["restart"] == "no"
 
 
@@ -330,6 +333,7 @@ def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(comp
     assert agent["environment"]["PREFECT__CLOUD__API"] == "http://10.0.0.5:4200"
     assert agent["environment"]["PREFECT_NETWORK"] == "office-agent"
     assert config["networks"]["agent"]["name"] == "office-agent" and not agent["ports"]
+    assert agent["user"] == "root"  # the image's own user, app, is its flow runs'
     assert set(PIPELINE_VARIABLES) | {"REGISTRY_URL", "AGENT_LABEL"} <= set(agent["environment"])
 
 

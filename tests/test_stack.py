@@ -146,6 +146,8 @@ def test_the_flow_image_tag_follows_the_flows_code_not_the_demo_users_api(tmp_pa
         ("SCHEDULE_TZ", "Mars/Olympus", "error: SCHEDULE_TZ='Mars/Olympus' is not a timezone"),
         ("SCHEDULE_N_USERS", "0", "error: SCHEDULE_N_USERS='0' is not allowed: use a whole number from 1"),
         ("NOTIFY_ON", "sometimes", "error: NOTIFY_ON='sometimes' is not allowed: use failed or all"),
+        # A flow's setting the agent would refuse to start on (make register does not wait for it)
+        ("LATE_MINUTES", "never", "error: LATE_MINUTES='never' is not allowed: use a number from 1"),
     ],
 )
 def test_bad_deployment_settings_fail_with_one_line(config, name, value, message):
@@ -155,25 +157,29 @@ def test_bad_deployment_settings_fail_with_one_line(config, name, value, message
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
 
 
-def test_flow_image_dockerfile_from_prefects_docker_storage(config, tmp_path, monkeypatch):
-    """The Dockerfile Prefect's Docker storage builds the flow image from."""
+def test_each_flows_image_is_the_project_image_named_by_its_version_and_runs_as_app(config, monkeypatch):
+    """Docker storage names the flow's image; register.py tags the project image so (no second
+    build). That image's own user is app, so flow runs are never root; the agent and the
+    register step, which drive the Docker engine, are root by the compose file."""
     import register
     from stack.settings import load_stack_settings
 
     for name, value in service_env(config, "register").items():
         monkeypatch.setenv(name, value)
-    flow, _ = register.deployment(FlowPackage("users_report"), load_stack_settings())
-    dockerfile = Path(flow.storage.create_dockerfile_object(directory=str(tmp_path))).read_text()
-    lines = [line.strip() for line in dockerfile.splitlines() if line.strip()]
-    # FROM the image compose builds for the agent and the register step
-    assert lines[0] == f"FROM {config['services']['agent']['image']}" == "FROM users-report:latest"
-    assert not any(line.startswith("COPY") and ".flow" in line for line in lines)  # a script, no pickle
-    user_at = lines.index("USER app")
-    healthcheck_at = next(i for i, line in enumerate(lines) if "healthcheck.py '[" in line)
-    assert user_at < healthcheck_at and all("pip" not in line for line in lines[user_at:])
-    assert f'"{FLOW_SCRIPT_IN_IMAGE}"' in lines[healthcheck_at]
-    assert flow.storage.local_image is True  # never pulled
-    assert flow.storage.build_kwargs == {"rm": True, "forcerm": True}
+    package = FlowPackage("users_report")
+    flow, _ = register.deployment(package, load_stack_settings())
+    assert flow.storage.name == f"users-report-flow:{package.version()}"
+    assert flow.storage.stored_as_script and flow.storage.path == FLOW_SCRIPT_IN_IMAGE  # no pickle
+    users = [
+        line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER ")
+    ]
+    assert users == ["app"]
+    assert config["services"]["agent"]["user"] == config["services"]["register"]["user"] == "root"
+    assert (
+        config["services"]["agent"]["image"]
+        == config["services"]["register"]["image"]
+        == "users-report:latest"
+    )
 
 
 def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config, registered):
