@@ -72,10 +72,11 @@ def make_flow_image(flow, package: FlowPackage, settings: StackSettings) -> None
     healthcheck.result_check(flows, quiet=True)
     healthcheck.environment_dependency_check(flows)
     repository, tag = flow.storage.name.rsplit(":", 1)
-    docker.from_env().images.get(settings.project_image).tag(repository, tag)
+    engine = docker.from_env()
+    engine.images.get(settings.project_image).tag(repository, tag)
     if flow.storage.registry_url:
         flow.storage.push_image(repository, tag)
-        docker.from_env().images.remove(flow.storage.name)
+        engine.images.remove(flow.storage.name)
 
 
 def image_exists(flow) -> bool:
