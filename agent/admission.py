@@ -30,6 +30,11 @@ LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 INERT_FIELDS = {"type", "__version__", "labels"}
 
 
+def script_of(flow: dict) -> Optional[str]:
+    """The script a registered flow's Docker storage loads, if it names one."""
+    return next(iter(((flow.get("storage") or {}).get("flows") or {}).values()), None)
+
+
 def repository(image: str) -> str:
     """An image's name without its tag or digest: `host:5000/flow:abc` -> `host:5000/flow`."""
     name = image.split("@", 1)[0]
@@ -106,6 +111,24 @@ def context_refusal(context: Optional[dict]) -> Optional[str]:
         return (
             f"this agent does not start runs with a context ({', '.join(sorted(context))}): "
             f"the stack's flows take inputs (parameters) only"
+        )
+    return None
+
+
+def run_refusal(flow_run, stored: dict, allowed_images, allowed_scripts, image: str) -> Optional[str]:
+    """Why a run must not be deployed, if so: its flow as registered, its context, and its
+    run config (as the agent got it) against what the server stored (`stored`: the run's
+    context and the run configs of the run, its flow and its flow group)."""
+    problem = flow_refusal(flow_run.flow, allowed_images, allowed_scripts) or context_refusal(
+        stored.get("context")
+    )
+    if problem:
+        return problem
+    setting = run_config_refusal(flow_run.run_config, image)
+    if setting:
+        return (
+            f"this agent does not start {setting}, from {run_config_source(stored)}: "
+            f"a run config may set only labels (and the UI's logging level)"
         )
     return None
 

@@ -10,17 +10,13 @@
    otherwise ask a person to make it), then runs the agent.
 """
 
-# Imported before any thread: DockerAgent deploys runs in threads, and each deployment
-# starts a log-streaming process, whose start imports this module the first time. Two
-# threads doing so at once made one fail on Debian's Python 3.9 ("cannot import name
-# 'Popen' from partially initialized module": python/cpython#83065, as in
-# apache/buildstream#1463): its run ended Failed while its container went on.
+# Imported before any thread: each of DockerAgent's deploy threads starts a log-streaming
+# process, whose first start imports this module, and two threads importing it at once
+# fail (python/cpython#83065).
 import multiprocessing.popen_fork  # noqa: F401
 import os
 import sys
 import threading
-import time
-from collections import Counter
 from typing import Optional
 
 import prefect
@@ -29,7 +25,8 @@ from prefect.engine.state import Failed
 from prefect.utilities.agent import get_flow_image
 from prefect.utilities.graphql import with_args
 
-from agent import admission, per_flow
+from agent import admission, out_of_memory, per_flow
+from agent.running_limit import RunningLimit
 from stack.catalog import packages
 from stack.server import ensure_tenant, wait_for_apollo
 from stack.settings import FLOW_REPORTS_DIR, StackSettings, load_stack_settings
@@ -41,20 +38,16 @@ AGENT_ADDRESS = "http://0.0.0.0:8080"
 CA_BUNDLE = "/etc/users-report/ca-bundle.pem"
 
 
-def script_of(flow) -> Optional[str]:
-    """The script a registered flow's Docker storage loads, if it names one."""
-    return next(iter(((flow.storage or {}).get("flows") or {}).values()), None)
-
-
 class RegisteredOnlyDockerAgent(DockerAgent):
     """Prefect's DockerAgent, deploying only what this stack registered, as registered
     (agent/admission.py): a run refused fails with one line saying what and why, and
     no container is made. (Prefect's own reg_allow_list checks only the registry.) Each
-    flow's runs get what its package declares: limits, secrets, environment."""
+    flow's runs get what its package declares (agent/per_flow.py), at most MAX_RUNNING
+    at once (agent/running_limit.py); a run killed for its memory says so
+    (agent/out_of_memory.py). Each override below only hands over to one of those."""
 
     # Prefect's agent, idle, backs off to a poll every 10 s (prefect 0.15.9 agent/agent.py
-    # 111-119), so a run started from the UI waited up to 10 s to be claimed. Its intervals
-    # cut at 1 s: idle, one small `get_runs_in_queue` query a second, 60 a minute, not 6.
+    # 111-119): a run started from the UI would wait up to 10 s to be claimed. Cut at 1 s.
     _loop_intervals = {0: 0.25, 1: 0.5, 2: 1.0}
 
     def __init__(self, allowed_images, flows, secrets_file, **kwargs):
@@ -62,12 +55,11 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         self.allowed_images = frozenset(allowed_images)
         self.flows = flows  # script in the image -> (package name, Deployment)
         self.secrets_file = secrets_file
-        self.told_to_wait = set()
-        self.deploying = {}  # run id -> script, while this agent deploys it
+        self.limit = RunningLimit()
 
     def package_of(self, flow_run):
         """The flow's package name and Deployment, by its script (admitted: one of ours)."""
-        return self.flows[script_of(flow_run.flow)]
+        return self.flows[admission.script_of(flow_run.flow)]
 
     def deploy_flow(self, flow_run) -> str:
         problem = self.refusal(flow_run)
@@ -77,39 +69,27 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         return super().deploy_flow(flow_run)
 
     def refusal(self, flow_run) -> Optional[str]:
-        problem = admission.flow_refusal(flow_run.flow, self.allowed_images, set(self.flows))
-        if problem:
-            return problem
         # The agent's own query of the run carries neither its context nor the run configs
         # of its flow and flow group.
-        query = {
-            "query": {
-                with_args("flow_run_by_pk", {"id": flow_run.id}): {
-                    "context": True,
-                    "run_config": True,
-                    "flow": {"run_config": True, "flow_group": {"run_config"}},
-                }
-            }
+        fields = {
+            "context": True,
+            "run_config": True,
+            "flow": {"run_config": True, "flow_group": {"run_config"}},
         }
+        query = {"query": {with_args("flow_run_by_pk", {"id": flow_run.id}): fields}}
         stored = self.client.graphql(query).data.flow_run_by_pk
-        problem = admission.context_refusal(stored.context)
+        problem = admission.run_refusal(
+            flow_run, stored, self.allowed_images, set(self.flows), get_flow_image(flow_run)
+        )
         if problem:
             return problem
-        setting = admission.run_config_refusal(flow_run.run_config, get_flow_image(flow_run))
-        if setting:
-            return (
-                f"this agent does not start {setting}, from "
-                f"{admission.run_config_source(stored)}: a run config may set only "
-                f"labels (and the UI's logging level)"
-            )
         package, deployment = self.package_of(flow_run)
         return per_flow.missing_secret(deployment, per_flow.read_secrets(self.secrets_file), package)
 
     def _safe_write_run_log(self, flow_run, message, level) -> None:
         """Prefect's own raises when the API does not take the line, and `_deploy_flow_run`
-        then marks a run Failed whose container it has started (prefect 0.15.9
-        agent/agent.py 393-424): under load, a 15 s timeout on "Submitted for execution"
-        ended a run that was running fine. A lost line costs the agent's log a warning."""
+        then marks Failed a run whose container it has started (prefect 0.15.9
+        agent/agent.py 393-424). A lost line costs the agent's log a warning instead."""
         try:
             super()._safe_write_run_log(flow_run, message, level)
         except Exception as exc:
@@ -126,80 +106,60 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         deployment = self.package_of(flow_run)[1]
         secrets = per_flow.read_secrets(self.secrets_file) if deployment.secrets else {}
         env.update(per_flow.flow_env(deployment, secrets))
+        env.update(self.env_vars)  # the agent's own (REPORTS_DIR, the CA bundle) win over a flow's
         return env
 
     def _get_flow_run_metadata(self, flow_run_ids):
-        """The runs due, less those of a flow already running MAX_RUNNING runs: they stay
-        Scheduled, told why once, and are taken at a later poll once one has ended. Counted
-        on the server, plus what this agent is deploying; two agents polling at the same
-        moment may each start one (Server has no lock to take)."""
-        admitted, started = [], Counter(self.deploying.values())
-        for flow_run in super()._get_flow_run_metadata(flow_run_ids):
-            script = script_of(flow_run.flow)
-            if script in self.flows and flow_run.state == "Scheduled":
-                package, deployment = self.flows[script]
-                limit = deployment.max_running
-                if limit and self.running(flow_run.flow.name, deployment) + started[script] >= limit:
-                    if flow_run.id not in self.told_to_wait:
-                        self.told_to_wait.add(flow_run.id)
-                        self._safe_write_run_log(
-                            flow_run,
-                            per_flow.waiting_message(flow_run.flow.name, package, deployment),
-                            "INFO",
-                        )
-                    continue
-                started[script] += 1
-                self.deploying[flow_run.id] = script
-            admitted.append(flow_run)
+        """The runs due, less those over their flow's MAX_RUNNING: told why once."""
+        admitted, held = self.limit.admit(
+            super()._get_flow_run_metadata(flow_run_ids),
+            key_of=self.limited_script,
+            limit_of=lambda script: self.flows[script][1].max_running,
+            running_of=self.running_ids,
+        )
+        for flow_run in held:
+            if self.limit.first_wait(flow_run.id):
+                package, deployment = self.package_of(flow_run)
+                message = per_flow.waiting_message(flow_run.flow.name, package, deployment)
+                self._safe_write_run_log(flow_run, message, "INFO")
         return admitted
 
-    def running(self, flow_name, deployment) -> int:
-        """Runs of the flow the server has as Submitted or Running, but those this agent is
-        deploying (counted apart: they may still read as Scheduled)."""
+    def limited_script(self, flow_run) -> Optional[str]:
+        """The script of a Scheduled run of one of our flows: the key its limit counts by."""
+        script = admission.script_of(flow_run.flow)
+        return script if script in self.flows and flow_run.state == "Scheduled" else None
+
+    def running_ids(self, flow_run) -> set:
+        """The ids of the runs of this run's flow the server has as Submitted or Running."""
         where = {
             "state": {"_in": ["Submitted", "Running"]},
-            "flow": {"name": {"_eq": flow_name}, "project": {"name": {"_eq": deployment.project}}},
+            "flow": {
+                "name": {"_eq": flow_run.flow.name},
+                "project": {"name": {"_eq": self.package_of(flow_run)[1].project}},
+            },
         }
         runs = self.client.graphql({"query": {with_args("flow_run", {"where": where}): {"id"}}})
-        return len({run.id for run in runs.data.flow_run} - set(self.deploying))
+        return {run.id for run in runs.data.flow_run}
 
     def _deploy_flow_run_completed_callback(self, future, flow_run_id) -> None:
         super()._deploy_flow_run_completed_callback(future, flow_run_id)
-        self.deploying.pop(flow_run_id, None)
+        self.limit.ended(flow_run_id)
 
     def on_startup(self) -> None:
         super().on_startup()
-        threading.Thread(target=self.tell_out_of_memory, name="out-of-memory", daemon=True).start()
-
-    def tell_out_of_memory(self) -> None:
-        """A flow container the kernel killed for its memory limit: the run ends Failed
-        saying so (its alert fires), where it would wait for the server's zombie killer.
-        Docker's events are watched again after their stream ends (the engine restarted)."""
-        while True:
-            try:
-                events = self._get_docker_client().events(
-                    decode=True,
-                    filters={"type": "container", "event": "oom", "label": "io.prefect.flow-run-id"},
-                )
-                for event in events:
-                    labels = event.get("Actor", {}).get("Attributes", {})
-                    try:
-                        self.fail_out_of_memory(
-                            labels["io.prefect.flow-run-id"], labels.get("io.prefect.flow-id")
-                        )
-                    except Exception:  # the API is down: the zombie killer still ends the run
-                        self.logger.error("Could not fail an out-of-memory run", exc_info=True)
-            except Exception:
-                self.logger.warning(
-                    "Lost Docker's events: out-of-memory kills are told again in 10 s", exc_info=True
-                )
-            time.sleep(10)
+        watcher = threading.Thread(
+            target=out_of_memory.watch,
+            args=(self._get_docker_client, self.fail_out_of_memory, self.logger),
+            name="out-of-memory",
+            daemon=True,
+        )
+        watcher.start()
 
     def fail_out_of_memory(self, run_id, flow_id) -> None:
         flow = self.client.graphql(
             {"query": {with_args("flow_by_pk", {"id": flow_id}): {"storage"}}}
         ).data.flow_by_pk
-        package, deployment = self.flows[script_of(flow)]
+        package, deployment = self.flows[admission.script_of(flow)]
         message = per_flow.out_of_memory_message(package, deployment)
         self.logger.warning(f"Flow run {run_id}: {message}")
         self.client.write_run_logs(

@@ -12,9 +12,6 @@ import prefect
 import pytest
 import yaml
 
-from flows.users_report.settings import PIPELINE_VARIABLES
-from stack.catalog import packages
-from stack.settings import load_stack_settings
 from tests.support import ROOT
 from tests.support.compose_config import (
     HOST_REPORTS,
@@ -27,10 +24,6 @@ from tests.support.compose_config import (
 )
 
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
-# Where the flow packages read their settings.
-FLOW_SETTINGS_FILES = sorted(
-    [*(ROOT / "flows").glob("*/settings.py"), *(ROOT / "flows").glob("*/schedules.py")]
-)
 
 
 @pytest.fixture(scope="module")
@@ -259,54 +252,13 @@ def test_compose_and_dockerfile_agree_on_the_base_image(config):
     assert dockerfile_default[1] == "python:3.9-slim"
 
 
-def test_env_example_has_no_secret_and_documents_every_setting():
-    example = (ROOT / ".env.example").read_text()
-    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
-    assert re.search(r"^UI_PASSWORD_HASH=$", example, re.M) and re.search(r"^API_TOKEN=$", example, re.M)
-    settings = "".join(
-        (ROOT / name).read_text()
-        for name in ("stack/settings.py", *(str(path.relative_to(ROOT)) for path in FLOW_SETTINGS_FILES))
-    )
-    compose = "".join(
-        (ROOT / name).read_text()
-        for name in (
-            "docker-compose.yml",
-            "docker-compose.database.yml",
-            "docker-compose.external-database.yml",
-            "docker-compose.override.yml",
-            "docker-compose.public.yml",
-            "agent/docker-compose.yml",
-        )
-    )
-    read = set(re.findall(r'\b(?:text|number|choice)\("([A-Z_]+)"', settings))
-    assert {"PREFECT_PROJECT", "HTTP_TIMEOUT", "SCHEDULE_CRON", "FLOW_MEMORY_LIMIT"} <= read
-    interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose))
-    documented = (ROOT / "docs" / "settings.md").read_text()
-    for name in read | interpolated:
-        assert re.search(rf"^#? ?{name}=", example, re.M), f"{name} not in .env.example"
-        assert f"`{name}`" in documented, f"{name} not in docs/settings.md"
-
-
-def test_compose_declares_the_flows_settings_once_and_the_agent_and_register_get_them(config):
-    declared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-flow-env"]
-    flow_variables = [
-        name for package in packages() for name in package.deployment(load_stack_settings()).env
-    ]
-    assert list(declared) == flow_variables
-    assert set(flow_variables) <= set(config["services"]["agent"]["environment"])
-    # What the server knows of a task's retries is what register.py registered.
-    assert set(flow_variables) <= set(config["services"]["register"]["environment"])
-
-
 def test_dask_workers_run_the_tasks_as_flow_runs_do(compose_version):
     """Same image, settings and reports folder as flow runs, as the app user, without the
     Docker socket; as many as DASK_WORKERS says."""
-    services = compose_config(compose_version, DASK_WORKERS="3", PAGE_SIZE="700")["services"]
+    services = compose_config(compose_version, DASK_WORKERS="3")["services"]
     worker, agent = services["dask-worker"], services["agent"]
     assert worker["image"] == agent["image"] and worker["user"] == "app"
     assert worker["scale"] == 3
-    assert worker["environment"]["PAGE_SIZE"] == "700" == agent["environment"]["PAGE_SIZE"]
-    assert set(PIPELINE_VARIABLES) <= set(worker["environment"])
     assert worker["environment"]["REPORTS_DIR"] == "/reports"
     assert worker["volumes"] == [f"{HOST_REPORTS}:/reports:rw"]
     assert worker["command"][:2] == ["dask-worker", "tcp://dask-scheduler:8786"]
@@ -316,7 +268,7 @@ def test_dask_workers_run_the_tasks_as_flow_runs_do(compose_version):
 
 def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(compose_version, tmp_path):
     """`make agent`'s compose file: the API's address and the registry are required (no
-    default can be right on another host), the pipeline settings are the stack's."""
+    default can be right on another host)."""
     needed = {
         "PREFECT_API_URL": "http://10.0.0.5:4200",
         "REGISTRY_URL": "registry.example:5000",
@@ -334,7 +286,7 @@ def test_the_agent_alone_has_its_own_network_and_needs_the_api_and_registry(comp
     assert agent["environment"]["PREFECT_NETWORK"] == "office-agent"
     assert config["networks"]["agent"]["name"] == "office-agent" and not agent["ports"]
     assert agent["user"] == "root"  # the image's own user, app, is its flow runs'
-    assert set(PIPELINE_VARIABLES) | {"REGISTRY_URL", "AGENT_LABEL"} <= set(agent["environment"])
+    assert {"REGISTRY_URL", "AGENT_LABEL"} <= set(agent["environment"])
 
 
 def test_e2e_on_real_images_pulls_every_image_the_stack_runs(config):

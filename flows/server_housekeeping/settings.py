@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from flows.shared.settings import number
 
-VARIABLES = ("SERVER_KEEP_DAYS", "RUN_MAX_HOURS", "LATE_MINUTES")
 MAX_KEEP_DAYS = 36_500
 
 

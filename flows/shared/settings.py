@@ -1,7 +1,13 @@
 """Reading settings from the environment: a bad value stops the program with one line
 naming the variable, the value and what is allowed."""
 
+import ast
 import os
+from pathlib import Path
+from typing import Tuple
+
+# The readers below: a settings module declares a setting by reading it with one of them.
+READERS = ("text", "number", "choice")
 
 
 class SettingsError(ValueError):
@@ -33,3 +39,24 @@ def choice(name, default, allowed):
     if value not in allowed:
         raise SettingsError(f"{name}={os.environ[name]!r} is not allowed: use {' or '.join(allowed)}")
     return value
+
+
+def names_read(module) -> Tuple[str, ...]:
+    """The settings a module reads with the readers above, in the order it reads them: the
+    one declaration a flow's settings have (its deployment.py hands them to its runs, and
+    docs/settings.md is checked against them)."""
+    return names_in_file(Path(module.__file__))
+
+
+def names_in_file(path: Path) -> Tuple[str, ...]:
+    """The settings a Python file reads with the readers above, in the order it reads them."""
+    calls = [
+        node
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) in READERS
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
+    calls.sort(key=lambda node: (node.lineno, node.col_offset))
+    return tuple(dict.fromkeys(node.args[0].value for node in calls))

@@ -2,13 +2,15 @@
 name left out takes the stack's default). Concurrent runs are allowed: they already share
 the users API's budget (pacing.py)."""
 
-from flows.users_report.settings import PIPELINE_VARIABLES, load_settings
+from flows.shared.settings import names_read
+from flows.users_report import settings
 
-# The pipeline's settings, handed from the agent's environment to this flow's containers.
-ENV = PIPELINE_VARIABLES
+# The pipeline's settings, each declared once by its reader in settings.py, handed from
+# the agent's environment to this flow's containers.
+ENV = names_read(settings)
 
 
 def check_settings() -> None:
     """Raises SettingsError naming a bad pipeline setting: the agent refuses to start on one
     rather than fail every run."""
-    load_settings()
+    settings.load_settings()

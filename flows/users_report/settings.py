@@ -9,21 +9,6 @@ from pathlib import Path
 
 from flows.shared.settings import number, text
 
-# The pipeline's settings, handed by the agent to this flow's containers (deployment.py).
-PIPELINE_VARIABLES = (
-    "RANDOMUSER_URL",
-    "HTTP_TIMEOUT",
-    "HTTP_RETRIES",
-    "HTTP_RETRY_DELAY",
-    "PAGE_SIZE",
-    "DOWNLOAD_WORKERS",
-    "USERS_API_LIMIT",
-    "USERS_API_WINDOW",
-    "USERS_API_MAX_WAIT",
-    "DASK_ADDRESS",
-    "DASK_WORKER_WAIT",
-    "REPORTS_KEEP_DAYS",
-)
 # The randomuser API serves 1 to this many users per request (outside that range: 1 user),
 # and pages up to API_MAX_PAGE (later ones become page 1, the same users again).
 API_MAX_PAGE_SIZE = 5000

@@ -392,8 +392,8 @@ def killed_container(stack: Stack) -> str:
     assert agent_log.count(f"Deploying flow run {run_id}") == 2, stack.explain(run_id)
 
     receiver = start_receiver(stack)
-    with stack.settings(NOTIFY_WEBHOOK_URL=webhook_url(receiver)):
-        stack.make("register", HTTP_RETRIES="0")
+    with stack.settings(NOTIFY_WEBHOOK_URL=webhook_url(receiver)), stack.flow_settings(HTTP_RETRIES="0"):
+        stack.make("register")
         failing_id = kill_while_downloading(stack, n_users)
         if stack.standin:
             reaped = towel(stack)
@@ -671,7 +671,6 @@ def start_remote_agent(stack: Stack, api_url: str) -> Path:
         "AGENT_LABEL": "e2e-remote",
         "HOST_REPORTS_DIR": str(remote_reports),
         "PREFECT_API_URL": api_url,
-        "DASK_ADDRESS": "",
     }
     stack.make("agent", **stack.agent_settings)
     # That host's own users API: the offline one, on the agent's network under its name.

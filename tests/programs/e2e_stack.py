@@ -38,6 +38,15 @@ with Flow("Memory check") as flow:
 ''',
     "deployment.py": 'MEMORY_LIMIT = "400m"\nALERTS = False\n',
 }
+# The flows' settings of every e2e stack, in its .env.
+FLOW_SETTINGS = {
+    "SCHEDULE_CRON": "* * * * *",
+    "SCHEDULE_N_USERS": "5",
+    "HTTP_RETRIES": "1",
+    "HTTP_RETRY_DELAY": "1",
+    # Small pages: a run of a few thousand users has enough for two Dask workers.
+    "PAGE_SIZE": "500",
+}
 RUN_FIELDS = "id flow_id state state_message parameters auto_scheduled scheduled_start_time"
 
 
@@ -101,12 +110,6 @@ class Stack:
             **local_images,
             "UI_PORT": str(self.ui_port),
             "APOLLO_PORT": str(self.apollo_port),
-            "SCHEDULE_CRON": "* * * * *",
-            "SCHEDULE_N_USERS": "5",
-            "HTTP_RETRIES": "1",
-            "HTTP_RETRY_DELAY": "1",
-            # Small pages: a run of a few thousand users has enough for two Dask workers.
-            "PAGE_SIZE": "500",
             "AGENT_PROJECT": self.agent_project,
         }
         # The stand-in in apollo's place (local images) answers towel's passes on request.
@@ -118,6 +121,9 @@ class Stack:
         # v2 through the Makefile's own detection; v1 named, as a user without v2 has it.
         self.compose_command = ["docker", "compose"] if version == "v2" else [compose_v1()]
         self.make_args = [] if version == "v2" else [f"COMPOSE={self.compose_command[0]}"]
+        # The flows' settings reach the agent from .env only, as a user sets them.
+        self.make(".env")
+        self.write_env(FLOW_SETTINGS)
 
     @property
     def api(self) -> str:
@@ -157,6 +163,27 @@ class Stack:
                     self.env.pop(name, None)
                 else:
                     self.env[name] = value
+
+    def write_env(self, settings: dict) -> None:
+        """NAME=value lines in the checkout's .env, each in the place of its line or last."""
+        lines = (self.dir / ".env").read_text().splitlines()
+        for name, value in settings.items():
+            at = next((i for i, line in enumerate(lines) if line.startswith(f"{name}=")), None)
+            if at is None:
+                lines.append(f"{name}={value}")
+            else:
+                lines[at] = f"{name}={value}"
+        (self.dir / ".env").write_text("".join(f"{line}\n" for line in lines))
+
+    @contextlib.contextmanager
+    def flow_settings(self, **settings):
+        """The flows' `settings` in .env inside the block; after it, what was there before."""
+        before = dict(FLOW_SETTINGS, **{name: "" for name in settings if name not in FLOW_SETTINGS})
+        self.write_env(settings)
+        try:
+            yield
+        finally:
+            self.write_env({name: before[name] for name in settings})
 
     def make(self, *args, check=True, **settings) -> subprocess.CompletedProcess:
         """`make args` in the checkout, with `settings` in its environment as well."""

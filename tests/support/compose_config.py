@@ -65,7 +65,7 @@ def compose_config(version="v2", public=False, external=False, **env) -> dict:
         "--profile",
         "dask",
         "config",
-        env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, **env},
+        env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, "STACK_ENV_FILE": str(NO_ENV_FILE), **env},
     )
     assert result.returncode == 0, result.stderr
     return short_syntax(yaml.safe_load(result.stdout))
@@ -98,4 +98,12 @@ def short_syntax(config: dict) -> dict:
 def agent_compose_config(version: str, env: dict) -> subprocess.CompletedProcess:
     """`compose config` of `make agent`'s compose file with only `env` (and no .env)."""
     agent_file = str(ROOT / "agent" / "docker-compose.yml")
-    return docker_compose(version, "-f", agent_file, "--env-file", str(NO_ENV_FILE), "config", env=env)
+    return docker_compose(
+        version,
+        "-f",
+        agent_file,
+        "--env-file",
+        str(NO_ENV_FILE),
+        "config",
+        env={"STACK_ENV_FILE": str(NO_ENV_FILE), **env},
+    )
