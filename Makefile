@@ -5,14 +5,14 @@ N_USERS ?= 10
 SMOKE_TIMEOUT ?= 600
 # Compose v2 (`docker compose`) where there is one, else docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-# The project's .env: written once, read as Compose reads it, modes recorded in it
-# (OFFLINE=1, DASK=1, PUBLIC=1; =0 takes one out again): scripts/dotenv.py.
-DOTENV := $(PYTHON) scripts/dotenv.py
+# The stack's commands and its .env (written once, read as Compose reads it, the modes
+# OFFLINE=1, DASK=1, PUBLIC=1 recorded in it; =0 takes one out again): scripts/stack.py.
+STACK := $(PYTHON) -m scripts.stack
 
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 # A setting as Compose sees it: the shell's, else .env's, else .env.example's default.
-setting = $$($(DOTENV) get $(1)$(if $(2), --default "$(2)"))
+setting = $$($(STACK) setting $(1)$(if $(2), "$(2)"))
 
 .DEFAULT_GOAL := help
 .PHONY: help up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore ca
@@ -21,24 +21,12 @@ help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .env:
-	@$(DOTENV) create
+	@$(STACK) create
 
 # Everything but the one-shot register step, waited for until healthy (a crash loop stops
-# it, naming the service); the services of a mode taken out removed (compose's up leaves
-# them running); then register in the foreground with its own exit code.
+# it, naming the service); the services of a mode taken out removed; then register.
 up: .env ## start Prefect Server and the agent, register the flows (OFFLINE=1, DASK=1, PUBLIC=1: README)
-	@$(if $(OFFLINE),$(DOTENV) mode offline $(OFFLINE) &&) $(if $(DASK),$(DOTENV) mode dask $(DASK) &&) \
-	  $(if $(PUBLIC),$(DOTENV) mode public $(PUBLIC) &&) $(DOTENV) prepare
-	$(COMPOSE) build
-	@START_SECONDS=$(call setting,START_SECONDS) START_RESTARTS=$(call setting,START_RESTARTS) \
-	  sh scripts/start-stack.sh $(COMPOSE)
-	@off=$$($(DOTENV) services-off); [ -z "$$off" ] || \
-	  { out=$$($(COMPOSE) rm --stop --force $$off 2>&1) || { echo "$$out" >&2; exit 1; }; }
-	$(COMPOSE) run --rm register
-	@ui=$(call setting,UI_PUBLIC_URL,http://localhost:$(call setting,UI_PORT)); \
-	echo; echo "Prefect UI:  $$ui  (flow \"Users report\", project \"$(call setting,PREFECT_PROJECT)\")"; \
-	echo "Reports:     $(call setting,HOST_REPORTS_DIR)"; \
-	echo "Next:        make smoke (one checked run), or start runs from the UI (docs/pipeline.md)"
+	@$(STACK) up -- $(COMPOSE)
 
 # Flow containers are the agent's, not compose's: stop the agent so that it starts no more,
 # then remove those on the stack's network (one just created, or running: its run goes on
@@ -65,23 +53,13 @@ register: ## rebuild the image, register the changed flows (FLOW=<folder>: only 
 	$(COMPOSE) build
 	$(COMPOSE) run --rm register python register.py $(if $(FLOW),--flow "$(FLOW)")
 
-# An agent alone, on a host other than the server's: its own compose project and network.
-AGENT_COMPOSE = $(COMPOSE) --project-directory . -f agent/docker-compose.yml \
-	-p $(call setting,AGENT_PROJECT)
-
-# With certs/ca.crt (the CA of the server's proxy: `make ca` there), the agent and its flow
-# runs trust it besides the public CAs: certs/ca-bundle.pem, from the image's own bundle.
+# An agent alone, on a host other than the server's: its own compose project and network;
+# with certs/ca.crt (`make ca` on the server), trusting the server's proxy too.
 agent: .env ## start only an agent, for a server elsewhere (docs/scaling.md)
-	@$(DOTENV) prepare
-	$(AGENT_COMPOSE) build
-	@bundle=; if [ -f certs/ca.crt ]; then bundle="$(CURDIR)/certs/ca-bundle.pem"; \
-	  $(AGENT_COMPOSE) run --rm --no-deps -T agent python -c \
-	    'import certifi, sys; sys.stdout.write(open(certifi.where()).read())' > "$$bundle" && \
-	  cat certs/ca.crt >> "$$bundle" || exit 1; fi; \
-	HOST_CA_BUNDLE="$$bundle" $(AGENT_COMPOSE) up -d
+	@$(STACK) agent -- $(COMPOSE)
 
 agent-down: ## stop the agent `make agent` started
-	$(AGENT_COMPOSE) down
+	@$(STACK) agent-down -- $(COMPOSE)
 
 # The server's database, dumped while the stack runs (scripts/database-client.sh: by its
 # postgres container, or a client container for an external one). The dump drops and

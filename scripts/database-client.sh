@@ -7,7 +7,7 @@
 #
 #   COMPOSE="docker compose" scripts/database-client.sh psql|pg_dump ARGS...
 set -u
-setting() { python3 scripts/dotenv.py get "$1"; }
+setting() { python3 -m scripts.stack setting "$1"; }
 tool=$1
 shift
 host=$(setting POSTGRES_HOST)

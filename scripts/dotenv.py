@@ -1,23 +1,15 @@
-"""The project's `.env`, for the Makefile: written once, read as Compose reads it, modes
-recorded in it. Standard library only: it runs before any virtual environment.
-
-  python3 scripts/dotenv.py create                 # .env from .env.example, fresh secrets
-  python3 scripts/dotenv.py get NAME [--default V] # the shell's, else .env's, else the default
-  python3 scripts/dotenv.py mode offline|dask|public 0|1
-  python3 scripts/dotenv.py prepare                # COMPOSE_FILE, the reports folder, the secrets file
-  python3 scripts/dotenv.py services-off           # the services of the modes' profiles not on
-
-A setting's default is the one `.env.example` documents (`# NAME=value`): declared once.
+"""The project's `.env`: written once, read as Compose reads it, modes recorded in it, for
+the Makefile's commands (scripts/stack.py). Standard library only: it runs before any
+virtual environment. A setting's default is the one `.env.example` documents
+(`# NAME=value`): declared once.
 """
 
-import argparse
 import base64
 import os
 import re
 import secrets
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 ENV, EXAMPLE = Path(".env"), Path(".env.example")
@@ -31,6 +23,10 @@ PORTS_FILES = {False: "docker-compose.override.yml", True: "docker-compose.publi
 # The services of each mode's compose profile (`profiles:` in docker-compose.yml). Compose's
 # `up` leaves them running once their profile is off (make up DASK=0): make up removes them.
 PROFILE_SERVICES = {"offline": ("users-api",), "dask": ("dask-scheduler", "dask-worker")}
+
+
+class DotenvError(Exception):
+    """What stops a command that writes .env, as one line."""
 
 
 def parse(path: Path, commented: bool = False) -> dict:
@@ -157,7 +153,7 @@ def public_secrets() -> None:
     ).stdout.strip()
     last = hashed.splitlines()[-1] if hashed else ""
     if not last.startswith("$2"):
-        sys.exit(f"make up: {image} could not hash the UI password")
+        raise DotenvError(f"{image} could not hash the UI password")
     set_value("UI_PASSWORD_HASH", base64.b64encode(last.encode()).decode())
     print(
         f"UI login at https://{get('PUBLIC_HOST')}:{get('PUBLIC_PORT')}/  user {get('UI_USER')}, password {password}"
@@ -194,31 +190,3 @@ def services_off() -> list:
     return [
         service for profile, services in PROFILE_SERVICES.items() if profile not in on for service in services
     ]
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("create")
-    reading = commands.add_parser("get")
-    reading.add_argument("name")
-    reading.add_argument("--default")
-    recording = commands.add_parser("mode")
-    recording.add_argument("name", choices=["offline", "dask", "public"])
-    recording.add_argument("on", choices=["0", "1"])
-    commands.add_parser("prepare")
-    commands.add_parser("services-off")
-    args = parser.parse_args(argv)
-    if args.command == "get":
-        print(get(args.name, args.default))
-    elif args.command == "mode":
-        record_mode(args.name, args.on == "1")
-    elif args.command == "services-off":
-        print(" ".join(services_off()))
-    else:
-        {"create": create, "prepare": prepare}[args.command]()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

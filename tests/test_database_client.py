@@ -10,11 +10,14 @@ import subprocess
 
 from tests.support import ROOT
 
+# What database-client.sh reads settings through.
+SCRIPTS = ("scripts/__init__.py", "scripts/dotenv.py", "scripts/stack.py")
+
 
 def client(tmp_path, env_lines, *args):
     checkout = tmp_path / "checkout"
     (checkout / "scripts").mkdir(parents=True, exist_ok=True)
-    for name in (".env.example", "scripts/dotenv.py", "scripts/database-client.sh"):
+    for name in (".env.example", *SCRIPTS, "scripts/database-client.sh"):
         shutil.copy(ROOT / name, checkout / name)
     (checkout / ".env").write_text("".join(f"{line}\n" for line in env_lines))
     fakes = tmp_path / "bin"
@@ -94,7 +97,7 @@ def restore(tmp_path, dump: bytes):
     (checkout / "scripts").mkdir(parents=True, exist_ok=True)
     for name in (
         ".env.example",
-        "scripts/dotenv.py",
+        *SCRIPTS,
         "scripts/database-client.sh",
         "scripts/restore-database.sh",
     ):

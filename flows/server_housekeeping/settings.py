@@ -6,9 +6,7 @@ agent at start, and a run, with one line naming the variable and what is allowed
 
 from dataclasses import dataclass
 
-from flows.shared.settings import number
-
-MAX_KEEP_DAYS = 36_500
+from flows.shared.settings import MAX_KEEP_DAYS, number
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from prefect.backend.artifacts import create_markdown_artifact
 from prefect.engine import signals
 from prefect.engine.state import Failed, Finished, State
 
-from flows.server_housekeeping.settings import MAX_KEEP_DAYS, load_settings
+from flows.server_housekeeping.settings import load_settings
+from flows.shared.settings import MAX_KEEP_DAYS
 
 FINISHED_STATES = sorted(state.__name__ for state in State.children() if issubclass(state, Finished))
 STUCK_STATES = ["Submitted", "Running"]

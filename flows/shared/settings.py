@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Tuple
 
+# The most days anything is kept for (a hundred years): "keep" needs no special value.
+MAX_KEEP_DAYS = 36_500
 # The readers below: a settings module declares a setting by reading it with one of them.
 READERS = ("text", "number", "choice")
 

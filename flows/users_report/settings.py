@@ -7,7 +7,7 @@ the program at start with one line naming the variable, the value and what is al
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.shared.settings import number, text
+from flows.shared.settings import MAX_KEEP_DAYS, number, text
 
 # The randomuser API serves 1 to this many users per request (outside that range: 1 user),
 # and pages up to API_MAX_PAGE (later ones become page 1, the same users again).
@@ -54,5 +54,5 @@ def load_settings() -> Settings:
         dask_address=text("DASK_ADDRESS", ""),
         dask_worker_wait=number("DASK_WORKER_WAIT", 60.0, float, 1, 3600),
         # Per-run reports older than this many days go after each successful run (0: keep).
-        reports_keep_days=number("REPORTS_KEEP_DAYS", 30, int, 0, 36_500),
+        reports_keep_days=number("REPORTS_KEEP_DAYS", 30, int, 0, MAX_KEEP_DAYS),
     )

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import List
 
 import prefect
@@ -33,11 +34,12 @@ from flows.users_report.pages import (
 )
 from flows.users_report.settings import API_MAX_PAGE, Settings, load_settings
 from flows.users_report.utils import (
+    RUN_NAME,
     check_inputs,
     check_n_users,
     duration,
     log,
-    run_name,
+    report_name,
     staging_dir,
 )
 
@@ -45,7 +47,7 @@ from flows.users_report.utils import (
 # the server keeps them from registration and its zombie killer retries by them (PrefectHQ/
 # server 0f74a9a, api/flows.py 313, services/towel/zombie_killer.py 144-169). Every other
 # setting is read by each task when it runs.
-RETRIES = load_settings()
+HTTP_RETRIES, HTTP_RETRY_DELAY = attrgetter("http_retries", "http_retry_delay")(load_settings())
 
 
 @lru_cache(maxsize=None)
@@ -164,9 +166,9 @@ def _fetch(settings: Settings, page: Page) -> bool:
 
 
 @task(
-    max_retries=RETRIES.http_retries,
+    max_retries=HTTP_RETRIES,
     # Prefect refuses a retry delay without retries (HTTP_RETRIES=0).
-    retry_delay=timedelta(seconds=RETRIES.http_retry_delay) if RETRIES.http_retries else None,
+    retry_delay=timedelta(seconds=HTTP_RETRY_DELAY) if HTTP_RETRIES else None,
 )
 def download_data(page: Page) -> PageSummary:
     """Downloads one page of users as CSV into the staging folder, within the API's limit,
@@ -240,10 +242,9 @@ def save_report(pages: List[PageSummary]) -> str:
     """
     settings = load_settings()
     reports_dir = settings.reports_dir
-    name = run_name()
-    report = reports_dir / f"{name}.csv"
+    report = reports_dir / report_name()
     latest = reports_dir / "report.csv"
-    partial = reports_dir / f".{name}.csv.partial"
+    partial = reports_dir / f".{report.name}.partial"
     try:
         with open(partial, "wb") as out:
             for number, summary in enumerate(pages):
@@ -265,7 +266,7 @@ def save_report(pages: List[PageSummary]) -> str:
     by_nat = sum((Counter(summary.by_nat) for summary in pages), Counter())
     by_gender = sum((Counter(summary.by_gender) for summary in pages), Counter())
     markdown = _summary_markdown(
-        name, rows, len(pages[0].columns), by_nat, by_gender, _timing(settings, pages)
+        report.stem, rows, len(pages[0].columns), by_nat, by_gender, _timing(settings, pages)
     )
     log(f"Dados salvos em report.csv com sucesso!\n{report}\n{markdown}")
     create_markdown_artifact(markdown)
@@ -281,8 +282,8 @@ def remove_staging() -> None:
 
 # What this flow writes into the reports folder: per-run reports, and what a run that died
 # can leave behind (its staging folder, its report half written).
-RUN_REPORT = re.compile(r"users-report-\d{8}T\d{6}Z-[0-9a-f]{8}\.csv")
-RUN_LEFTOVER = re.compile(r"\.staging-users-report-\d{8}T\d{6}Z-[0-9a-f]{8}|\.users-report-.+\.csv\.partial")
+RUN_REPORT = re.compile(rf"{RUN_NAME.pattern}\.csv")
+RUN_LEFTOVER = re.compile(rf"\.staging-{RUN_NAME.pattern}|\.{RUN_NAME.pattern}\.csv\.partial")
 DAY = 24 * 3600
 
 
@@ -295,7 +296,7 @@ def remove_old_reports() -> List[str]:
     keep_days = settings.reports_keep_days
     # A live run may wait for the users API's limit, touching nothing, up to its bound.
     leftover_age = max(DAY, settings.users_api_max_wait + 3600)
-    mine = {f"{run_name()}.csv", staging_dir(settings.reports_dir).name}
+    mine = {report_name(), staging_dir(settings.reports_dir).name}
     now, removed = time.time(), []
     # Listed first: deleting while reading a folder may skip entries, and remove_staging
     # deletes in it at the same time.

@@ -53,6 +53,10 @@ def check_n_users(value) -> int:
     return number
 
 
+# A run's name, as run_name() makes it: the start of its report's and staging folder's names.
+RUN_NAME = re.compile(r"users-report-\d{8}T\d{6}Z-[0-9a-f]{8}")
+
+
 def run_name() -> str:
     """A name unique to this flow run: the run's scheduled start (UTC) and its id.
 
@@ -61,6 +65,11 @@ def run_name() -> str:
     """
     start = prefect.context.scheduled_start_time.in_timezone("UTC")
     return f"users-report-{start:%Y%m%dT%H%M%SZ}-{prefect.context.flow_run_id[:8]}"
+
+
+def report_name() -> str:
+    """This run's report file, in the reports folder."""
+    return f"{run_name()}.csv"
 
 
 def staging_dir(reports_dir: Path) -> Path:

@@ -1,0 +1,1 @@
+"""The Makefile's commands (stack.py) and the .env they read (dotenv.py)."""

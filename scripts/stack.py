@@ -1,0 +1,246 @@
+"""The Makefile's stack commands, in one language. Standard library only: it runs before any
+virtual environment. Run from the checkout, with the compose command after `--`:
+
+  python3 -m scripts.stack create                  # .env from .env.example, once
+  python3 -m scripts.stack setting NAME [DEFAULT]  # as Compose reads it (scripts/dotenv.py)
+  python3 -m scripts.stack up -- docker compose    # make up (OFFLINE, DASK, PUBLIC from make)
+  python3 -m scripts.stack agent -- docker compose # make agent: an agent alone
+  python3 -m scripts.stack agent-down -- docker compose
+
+`up` starts the long-running services and waits until every one is healthy: a service that
+restarts START_RESTARTS times, turns unhealthy, stops, or is still not healthy after
+START_SECONDS ends it with one line naming the service and its restart count, then its last
+log lines. Compose alone would wait for ever on a crash loop: Docker resets a restarting
+container's health to "starting", never "unhealthy".
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from scripts import dotenv
+
+# The modes `make up` takes (make's own NAME=value), each recorded in .env.
+MODES = ("OFFLINE", "DASK", "PUBLIC")
+
+
+class StackError(Exception):
+    """What stops a command, as one line for the person at the terminal; `code` its exit
+    status (2: what was asked is not allowed)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    service: str
+    restarts: int
+    status: str  # Docker's: created, running, restarting, exited, ...
+    health: str  # starting, healthy, unhealthy; "none" without a healthcheck
+
+
+def requested_modes(environ) -> list:
+    """(mode, on) for each mode given, all checked before any is recorded."""
+    given = [(name, environ[name]) for name in MODES if environ.get(name, "") != ""]
+    bad = [f"{name} must be 0 or 1, got {value!r}" for name, value in given if value not in ("0", "1")]
+    if bad:
+        raise StackError("; ".join(bad), code=2)
+    return [(name.lower(), value == "1") for name, value in given]
+
+
+def from_inspect(inspected: list) -> List[Container]:
+    """The stack's long-running containers in `docker inspect`'s JSON (the one-shot register
+    step left out)."""
+    found = []
+    for item in inspected:
+        service = item["Config"]["Labels"].get("com.docker.compose.service", "")
+        if service != "register":
+            state = item["State"]
+            health = (state.get("Health") or {}).get("Status", "none")
+            found.append(Container(item["Id"], service, item["RestartCount"], state["Status"], health))
+    return found
+
+
+def broken(containers: List[Container], restarts_allowed: int, strict: bool) -> Optional[tuple]:
+    """(container, what is wrong) of the first broken one, the most restarted first: restarted
+    too often, unhealthy, or (`strict`: compose has given up) restarted at all or stopped.
+    Containers compose only created (their dependency never became healthy) are not to blame."""
+    for container in sorted(containers, key=lambda c: -c.restarts):
+        if container.status == "created":
+            continue
+        said = f"(restarted {container.restarts} times)"
+        if container.restarts >= restarts_allowed or (strict and container.restarts > 0):
+            return container, f"{container.service} restarted {container.restarts} times ({container.status})"
+        if container.health == "unhealthy" and container.status == "running":  # not one being replaced
+            return container, f"{container.service} is unhealthy {said}"
+        if strict and container.status != "running":
+            return container, f"{container.service} is {container.status} {said}"
+    return None
+
+
+def waiting_for(containers: List[Container]) -> List[str]:
+    """The services not healthy yet (services without a healthcheck are not waited for)."""
+    return sorted({c.service for c in containers if c.health not in ("healthy", "none")})
+
+
+class Start:
+    """`compose up -d` of the long-running services, watched until all are healthy."""
+
+    def __init__(self, compose: list, seconds: float, restarts_allowed: int):
+        self.compose, self.seconds, self.restarts_allowed = compose, seconds, restarts_allowed
+        self.deadline = time.monotonic() + seconds
+        self.up = None
+
+    def containers(self) -> List[Container]:
+        ids = subprocess.run([*self.compose, "ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
+        if not ids:
+            return []
+        # One compose is replacing may be gone: inspect prints the others and fails.
+        inspected = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True).stdout
+        return from_inspect(json.loads(inspected or "[]"))
+
+    def check(self, strict: bool) -> List[Container]:
+        containers = self.containers()
+        found = broken(containers, self.restarts_allowed, strict)
+        if found:
+            container, problem = found
+            logs = subprocess.run(
+                ["docker", "logs", "--tail", "15", container.id],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ).stdout
+            lines = "".join(f"  {line}\n" for line in logs.splitlines())
+            self.stop(f"{problem}; its last log lines:\n{lines}make up: stopped (see make ps, make logs)")
+        if time.monotonic() >= self.deadline:
+            waiting = " ".join(waiting_for(containers)) or "none created yet"
+            self.stop(
+                f"not healthy after {self.seconds:g} s: {waiting} "
+                f"(START_SECONDS allows longer; see make ps, make logs)"
+            )
+        return containers
+
+    def stop(self, message: str) -> None:
+        if self.up and self.up.poll() is None:
+            self.up.terminate()
+        raise StackError(message)
+
+    def run(self) -> None:
+        self.up = subprocess.Popen([*self.compose, "up", "-d", "--scale", "register=0"])
+        while self.up.poll() is None:
+            self.check(strict=False)
+            time.sleep(1)
+        if self.up.returncode != 0:
+            self.check(strict=True)
+            raise StackError("compose up failed (its own error is above)")
+        # Up, but not all healthy yet: compose waits only for the services others depend on.
+        while waiting_for(self.check(strict=False)):
+            time.sleep(2)
+
+
+def run(command: list, echo: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Runs a command as make runs a recipe line (printed first, unless not `echo`); its
+    failure stops us with its exit status."""
+    if echo:
+        print(" ".join(command), flush=True)
+    result = subprocess.run(command, **kwargs)
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)
+    return result
+
+
+def up(compose: list) -> None:
+    for mode, on in requested_modes(os.environ):
+        dotenv.record_mode(mode, on)
+    dotenv.prepare()
+    run([*compose, "build"])
+    Start(compose, float(dotenv.get("START_SECONDS")), int(dotenv.get("START_RESTARTS"))).run()
+    # Compose's `up` leaves the services of a mode taken out running (make up DASK=0).
+    off = dotenv.services_off()
+    if off:
+        removed = subprocess.run([*compose, "rm", "--stop", "--force", *off], capture_output=True, text=True)
+        if removed.returncode != 0:
+            raise StackError(f"could not remove {', '.join(off)}: {removed.stderr.strip()}")
+    run([*compose, "run", "--rm", "register"])
+    ui = dotenv.get("UI_PUBLIC_URL", f"http://localhost:{dotenv.get('UI_PORT')}")
+    print(f'\nPrefect UI:  {ui}  (flow "Users report", project "{dotenv.get("PREFECT_PROJECT")}")')
+    print(f"Reports:     {dotenv.get('HOST_REPORTS_DIR')}")
+    print("Next:        make smoke (one checked run), or start runs from the UI (docs/pipeline.md)")
+
+
+def agent_compose(compose: list) -> list:
+    """Compose on `make agent`'s own project and network, beside any stack on this host."""
+    return [
+        *compose,
+        "--project-directory",
+        ".",
+        "-f",
+        "agent/docker-compose.yml",
+        "-p",
+        dotenv.get("AGENT_PROJECT"),
+    ]
+
+
+def agent(compose: list) -> None:
+    """An agent alone. With certs/ca.crt (the CA of the server's proxy: `make ca` there), the
+    agent and its flow runs trust it besides the public CAs: certs/ca-bundle.pem, from the
+    image's own bundle."""
+    dotenv.prepare()
+    compose = agent_compose(compose)
+    run([*compose, "build"])
+    bundle = ""
+    if Path("certs/ca.crt").is_file():
+        image_bundle = run(
+            [*compose, "run", "--rm", "--no-deps", "-T", "agent", "python", "-c",
+             "import certifi, sys; sys.stdout.write(open(certifi.where()).read())"],
+            echo=False, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        bundle = str(Path.cwd() / "certs" / "ca-bundle.pem")
+        Path(bundle).write_text(image_bundle + Path("certs/ca.crt").read_text())
+    run([*compose, "up", "-d"], env={**os.environ, "HOST_CA_BUNDLE": bundle})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("create")
+    reading = commands.add_parser("setting")
+    reading.add_argument("name")
+    reading.add_argument("default", nargs="?")
+    for name in ("up", "agent", "agent-down"):
+        commands.add_parser(name).add_argument("compose", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "setting":
+        print(dotenv.get(args.name, args.default))
+        return 0
+    if args.command == "create":
+        dotenv.create()
+        return 0
+    compose = [word for word in args.compose if word != "--"]
+    try:
+        if args.command == "up":
+            up(compose)
+        elif args.command == "agent":
+            agent(compose)
+        else:
+            run([*agent_compose(compose), "down"])
+    except StackError as exc:
+        print(f"make {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except dotenv.DotenvError as exc:
+        print(f"make {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+from types import SimpleNamespace
+
+import pytest
+
+from agent import admission
+
+SCRIPT = "/app/flows/users_report/flows.py"
+
+
+def storage(**changes):
+    stored = {
+        "type": "Docker",
+        "flows": {"Users report": SCRIPT},
+        "stored_as_script": True,
+        "image_name": "users-report-flow",
+        "image_tag": "abc123",
+        "registry_url": None,
+        "secrets": [],
+        "__version__": "0.15.9",
+    }
+    return {**stored, **changes}
+
+
+def refusal(flow_storage, **flow):
+    return admission.flow_refusal({"storage": flow_storage, **flow}, {"users-report-flow"}, {SCRIPT})
+
+
+@pytest.mark.parametrize(
+    "image, name",
+    [("host:5000/flow:abc", "host:5000/flow"), ("flow", "flow"), ("flow@sha256:1", "flow"), ("a/b:c", "a/b")],
+)
+def test_repository_drops_the_tag_or_digest(image, name):
+    assert admission.repository(image) == name
+
+
+def test_script_of_names_the_storages_script():
+    assert admission.script_of({"storage": storage()}) == SCRIPT
+    assert admission.script_of({"storage": None}) is None and admission.script_of({}) is None
+
+
+def test_our_flow_as_registered_is_admitted():
+    assert refusal(storage()) is None
+
+
+@pytest.mark.parametrize(
+    "flow_storage, flow, words",
+    [
+        (storage(), {"environment": {"type": "LocalEnvironment"}}, "legacy environment (LocalEnvironment)"),
+        ({"type": "GitHub"}, {}, "kept in GitHub storage"),
+        (storage(flows={"x": "/tmp/evil.py"}), {}, "the script /tmp/evil.py"),
+        (storage(stored_as_script=False), {}, "the pickled flow"),
+        (storage(flows={}), {}, "the script nothing"),
+        (storage(secrets=["AWS"]), {}, "asks for secrets (AWS)"),
+        (storage(image_name="evil"), {}, "the image evil:abc123"),
+        (storage(registry_url="elsewhere:5000"), {}, "the image elsewhere:5000/users-report-flow:abc123"),
+    ],
+)
+def test_a_flow_registered_otherwise_is_refused_saying_what(flow_storage, flow, words):
+    problem = refusal(flow_storage, **flow)
+    assert problem and problem.startswith("this agent does not start") and words in problem
+
+
+def test_a_run_config_may_set_labels_its_own_image_and_the_uis_log_level():
+    image = "users-report-flow:abc123"
+    assert admission.run_config_refusal(None, image) is None
+    allowed = {
+        "type": "DockerRun",
+        "labels": ["x"],
+        "image": image,
+        "env": {"PREFECT__LOGGING__LEVEL": "debug"},
+    }
+    assert admission.run_config_refusal(allowed, image) is None
+
+
+@pytest.mark.parametrize(
+    "run_config, words",
+    [
+        ({"type": "KubernetesRun"}, "a KubernetesRun run config: only DockerRun"),
+        ({"type": "DockerRun", "image": "other:1"}, "sets image (other:1)"),
+        ({"type": "DockerRun", "env": {"PYTHONWARNINGS": "x"}}, "sets env (PYTHONWARNINGS)"),
+        ({"type": "DockerRun", "env": {"PREFECT__LOGGING__LEVEL": "loud"}}, "env (PREFECT__LOGGING__LEVEL)"),
+        ({"type": "DockerRun", "host_config": {"privileged": True}}, "host_config (privileged)"),
+        ({"type": "DockerRun", "ports": [80], "host_config": {"binds": []}}, "ports ([80])"),
+    ],
+)
+def test_a_run_config_that_changes_the_container_is_refused(run_config, words):
+    assert words in admission.run_config_refusal(run_config, "users-report-flow:abc123")
+
+
+def test_a_context_is_refused_naming_its_keys():
+    assert admission.context_refusal(None) is None and admission.context_refusal({}) is None
+    assert "a context (config, secrets)" in admission.context_refusal({"secrets": {}, "config": 1})
+
+
+def test_the_source_of_a_run_config_is_named_as_the_server_chose_it():
+    group = {"type": "DockerRun", "env": {"A": "1"}}
+    flow = {"run_config": {"type": "DockerRun"}, "flow_group": {"run_config": group}}
+    assert "flow group's" in admission.run_config_source({"run_config": group, "flow": flow})
+    registered = {"run_config": flow["run_config"], "flow": {**flow, "flow_group": {"run_config": None}}}
+    assert "flow's registered" in admission.run_config_source(registered)
+    assert "run's own" in admission.run_config_source({"run_config": {"type": "x"}, "flow": flow})
+
+
+def test_run_refusal_checks_the_flow_then_the_context_then_the_run_config():
+    def run(flow_storage, run_config=None):
+        return SimpleNamespace(flow={"storage": flow_storage}, run_config=run_config)
+
+    args = ({"users-report-flow"}, {SCRIPT}, "users-report-flow:abc123")
+    stored = {"context": None, "run_config": None, "flow": {"run_config": None, "flow_group": {}}}
+    assert admission.run_refusal(run(storage()), stored, *args) is None
+    assert "GitHub" in admission.run_refusal(run({"type": "GitHub"}), {**stored, "context": {"a": 1}}, *args)
+    assert "a context (a)" in admission.run_refusal(run(storage()), {**stored, "context": {"a": 1}}, *args)
+    bad = {"type": "DockerRun", "env": {"X": "1"}}
+    problem = admission.run_refusal(run(storage(), bad), {**stored, "run_config": bad}, *args)
+    assert problem.startswith("this agent does not start a run config that sets env (X), from the run's own")

@@ -1,0 +1,15 @@
+import pytest
+
+from flows.server_housekeeping import deployment
+from flows.shared.settings import SettingsError
+
+
+def test_one_run_at_a_time_with_its_own_settings():
+    assert deployment.MAX_RUNNING == 1
+    assert deployment.ENV == ("SERVER_KEEP_DAYS", "RUN_MAX_HOURS", "LATE_MINUTES")
+
+
+def test_a_bad_setting_stops_the_agent(monkeypatch):
+    monkeypatch.setenv("SERVER_KEEP_DAYS", "-1")
+    with pytest.raises(SettingsError, match="^SERVER_KEEP_DAYS='-1'"):
+        deployment.check_settings()
