@@ -25,6 +25,6 @@ COPY demo/ demo/
 COPY agent/ agent/
 COPY stack/ stack/
 COPY register.py ./
-# Last: a flow edit, the most frequent change, rebuilds this one small layer (each layer
-# costs seconds on some storage drivers: make e2e's run_wait and code_change hops).
+# Last: a flow edit, the most frequent change, rebuilds this one small layer (a layer costs
+# seconds on some storage drivers).
 COPY flows/ flows/

@@ -111,8 +111,11 @@ $(READY): requirements.txt requirements-dev.txt
 run: $(READY) ## run the flow once here, no server: make run N_USERS=50
 	@$(BIN)/python -m flows.users_report --n-users "$(N_USERS)"
 
+# The fast unit layer first, stopping there on a failure; then the scenarios, four at a
+# time: they mostly wait on the subprocesses and local servers they start.
 test: $(READY) ## run the whole test suite (no internet, server or Docker engine needed)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -n 4 --ignore=tests/unit
 
 lint: $(READY) ## check formatting and lint (ruff.toml); ruff format . fixes the formatting
 	$(BIN)/ruff format --check --quiet .

@@ -218,17 +218,22 @@ def test_agent_hands_the_pipeline_settings_to_flow_runs(config, registered):
     assert "HTTP_RETRIES" not in create["environment"]  # unset: the flow's default applies
 
 
-def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_network(config, compose_version):
+def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_network(
+    config, compose_version, tmp_path
+):
     """`make agent` on another host: runs labelled for it, their image pulled from the
-    registry, on its own network, talking to the API at the address it was given."""
+    registry, on its own network, talking to the API at the address it was given, with
+    that host's .env's flow settings."""
+    (tmp_path / "site-b.env").write_text("PAGE_SIZE=800\n")
     settings = {
         "PREFECT_API_URL": "http://10.0.0.5:4200",
         "REGISTRY_URL": "registry.office.example:5000",
         "HOST_REPORTS_DIR": "/data/site-b/reports",
         "AGENT_LABEL": "site-b",
-        "PAGE_SIZE": "800",
     }
-    resolved = agent_compose_config(compose_version, settings)
+    resolved = agent_compose_config(
+        compose_version, {**settings, "STACK_ENV_FILE": str(tmp_path / "site-b.env")}
+    )
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)

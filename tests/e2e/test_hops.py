@@ -18,14 +18,84 @@ towel's 10-minute clock. Everything else (the project image and the flow image b
 Prefect's Docker storage, the real DockerAgent starting flow containers, the offline users
 API, reports on this host) is the user's.
 
-Some hops: `make e2e HOPS=housekeeping` (a pytest -k expression): a hop run alone gets a
-stack that is up, as `make up OFFLINE=1` leaves it; each hop leaves it so.
+The hops live in modules by topic (start, runs, alerts, recovery, front_door, remote,
+database, load; helpers.py what several share); HOPS below is their order. Some hops: `make
+e2e HOPS=housekeeping` (a pytest -k expression; `pytest tests/e2e -k housekeeping` alike): a
+hop run alone gets a stack that is up, as `make up OFFLINE=1` leaves it; each hop leaves it so.
 """
 
 import pytest
 
-from tests.e2e.hops import HOPS, OWN_START, WITH_REGISTRY
+from tests.e2e.alerts import alerts
+from tests.e2e.database import (
+    HOUSEKEEPING_WAVES,
+    backup_and_restore,
+    clean,
+    down_and_up,
+    external_database,
+    housekeeping,
+)
+from tests.e2e.front_door import (
+    database_out_of_reach,
+    foreign_image,
+    front_door,
+    run_configs_refused,
+    team_access,
+)
+from tests.e2e.load import LOAD_RUNS, dask_cluster, load
+from tests.e2e.recovery import killed_container
+from tests.e2e.remote import code_change, registry, remote_agent
+from tests.e2e.runs import (
+    agent_restart,
+    prefect_run_watch,
+    quick_run,
+    run_page,
+    run_wait,
+    scheduled,
+    smoke,
+    zero_users,
+)
+from tests.e2e.start import all_healthy, crash_loop, flow_packages, hasura_probe, make_up, missing_secret
 from tests.programs.e2e_base import run
+
+# The hops that start the stack their own way; every other one runs on a stack that is up,
+# with REGISTRY_URL set for these, as agents on other hosts need it.
+OWN_START = {missing_secret, crash_loop, make_up, external_database}
+WITH_REGISTRY = {registry, remote_agent, team_access}
+
+HOPS = [
+    ("a blanked secret is refused by name", missing_secret),
+    ("make up with a crash-looping hasura stops, naming it", crash_loop),
+    ("make up OFFLINE=1 prints the UI's address", make_up),
+    ("make ps: every long-running service healthy", all_healthy),
+    ("two flow packages deployed; a run over its memory limit is killed, says why", flow_packages),
+    ("only the proxy is published: foreign Origin, Host, forms refused", front_door),
+    ("make smoke: first run claimed and checked", smoke),
+    ("a run from the UI's Run page with n_users=37", run_page),
+    ("a 10-user run from the UI, idle agent: its wait in parts, next to its floor", run_wait),
+    ("a Quick Run from the UI: the default 10 users", quick_run),
+    ("hasura's health probe, in an image without wget or curl", hasura_probe),
+    ("scheduled run of the schedule's 5 users", scheduled),
+    ("prefect run --watch, in the agent's container", prefect_run_watch),
+    ("n_users=0 fails clearly, writes nothing", zero_users),
+    ("NOTIFY_WEBHOOK_URL: a failed run posts one alert", alerts),
+    ("a flow container killed: retried in a new one, or Failed with an alert", killed_container),
+    ("a flow of another image: refused by the agent, no container", foreign_image),
+    ("runs whose run config sets binds or env: Failed, no container", run_configs_refused),
+    ("a flow container reaches apollo, not hasura or postgres", database_out_of_reach),
+    ("agent restarted, claims the next run", agent_restart),
+    (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
+    (f"{HOUSEKEEPING_WAVES} waves of runs, each then Server housekeeping: rows bounded", housekeeping),
+    ("code change + make register: new version, new image, used by runs", code_change),
+    ("REGISTRY_URL: pushed, local copy gone, the agent pulls", registry),
+    ("make agent elsewhere: claims its labelled run, through APOLLO_BIND", remote_agent),
+    ("make up PUBLIC=1: one HTTPS port, a login, a token; a remote agent through it", team_access),
+    ("make up DASK=1 DASK_WORKERS=2: one run over both workers", dask_cluster),
+    ("make down, make up: same .env, same registration", down_and_up),
+    ("make backup, DROP TABLE, make restore: rows back", backup_and_restore),
+    ("make clean removes the database volume", clean),
+    ("POSTGRES_HOST: no postgres service; backup, restore and clean on it", external_database),
+]
 
 # A hop waits for its own runs with its own deadlines; this only stops one that hangs.
 pytestmark = pytest.mark.timeout(1800)

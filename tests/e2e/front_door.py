@@ -1,0 +1,251 @@
+"""Hops of the front door and the agent's guard: only the proxy published, foreign images and
+run configs refused, the database out of a flow's reach, `make up PUBLIC=1`.
+"""
+
+import base64
+import json
+import re
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+from tests.e2e.helpers import docker_bridge, start_remote_agent, stop_remote_agent
+from tests.programs.e2e_api import FINISHED
+from tests.programs.e2e_stack import Stack, output
+from tests.programs.smoke import check_report
+from tests.support import free_port
+from tests.support.ui_operations import (
+    CREATE_FLOW_RUN,
+    FLOW_PAGE_QUERY,
+    post,
+    run_page_variables,
+)
+
+
+def published_ports(stack: Stack) -> dict:
+    """The stack's services that publish a port, each with its host addresses (ip:port)."""
+    listing = output(
+        "docker",
+        "ps",
+        "--filter",
+        f"label=com.docker.compose.project={stack.name}",
+        "--format",
+        '{{.Label "com.docker.compose.service"}}\t{{.Ports}}',
+    )
+    published = {}
+    for line in listing.splitlines():
+        service, _, ports = line.partition("\t")
+        hosts = sorted({port.split("->")[0].strip() for port in ports.split(",") if "->" in port})
+        if hosts:
+            published[service] = hosts
+    return published
+
+
+def ask_api(url: str, body: bytes = b'{"query": "query { hello }"}', **headers) -> int:
+    """The status of one POST to `url` (GraphQL's hello as JSON unless told otherwise)."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def front_door(stack: Stack) -> str:
+    """Only the proxy is published, on loopback. On both its ports a web page's request
+    (a foreign Origin), a foreign Host (DNS rebinding) and a form or multipart post get 403;
+    Prefect's client (no Origin) and the UI's own calls pass: a run started by the UI's
+    Run page through the UI's port succeeds."""
+    loopback = sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])
+    assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
+    ui = f"http://localhost:{stack.ui_port}"
+    for base in (f"http://127.0.0.1:{stack.ui_port}/graphql", f"{stack.api}/graphql"):
+        assert ask_api(base) == 200, base
+        assert ask_api(base, Origin=ui) == 200, base
+        assert ask_api(base, Origin="http://evil.example") == 403, base
+        assert ask_api(base, Origin="null") == 403, base
+        assert ask_api(base, Host="evil.example") == 403, base
+        assert ask_api(base, b"query=mutation{}", **{"Content-Type": "text/plain"}) == 403, base
+        multipart = b'--x\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{}\r\n--x--\r\n'
+        assert ask_api(base, multipart, **{"Content-Type": "multipart/form-data; boundary=x"}) == 403, base
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.ui_port}/", timeout=10) as page:
+        assert page.status == 200  # the UI itself
+    flow = stack.active_flow()
+    page = post(
+        f"http://127.0.0.1:{stack.ui_port}", FLOW_PAGE_QUERY, {"id": flow["flow_group_id"]}, Origin=ui
+    )["data"]["flow_group_by_pk"]
+    created = post(
+        f"http://127.0.0.1:{stack.ui_port}",
+        CREATE_FLOW_RUN,
+        run_page_variables(page, {"n_users": 4}, "e2e-ui-origin"),
+        Origin=ui,
+    )
+    run_id = created["data"]["create_flow_run"]["id"]
+    assert stack.wait_for_runs([run_id])[run_id]["state"] == "Success", stack.explain(run_id)
+    return f"403 for a foreign Origin, Host, text/plain and multipart on both ports; {stack.report_of(run_id, 4)}"
+
+
+def foreign_image(stack: Stack) -> str:
+    """A flow registered with another image (the base image here) and the agent's label, as
+    anyone reaching the API could: the agent refuses it, no container is made and the run
+    fails saying why; `make register` brings the flow's own image back."""
+    other = stack.base_image.split(":")[0]
+    stack.compose(
+        "run",
+        "--rm",
+        "-e",
+        f"FLOW_IMAGE={other}",
+        "register",
+        "python",
+        "register.py",
+        "--skip-build",
+        capture_output=True,
+    )
+    run_id = stack.create_run({"n_users": 5})
+    flow_run = stack.wait_for_runs([run_id])[run_id]
+    assert flow_run["state"] == "Failed", stack.explain(run_id)
+    assert flow_run["state_message"].startswith(f"this agent does not start the image {other}:"), flow_run
+    assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
+    stack.make("register")
+    return flow_run["state_message"]
+
+
+def run_configs_refused(stack: Stack) -> str:
+    """Runs whose own run config would mount the host or set the container's environment,
+    as anyone reaching the API can start them: Failed with the agent's reason, no container."""
+    flow = stack.active_flow()
+    messages = []
+    for change in ({"host_config": {"binds": ["/:/host"]}}, {"env": {"BROWSER": "id"}}):
+        run_config = {**flow["run_config"], **change}
+        answer = post(stack.api, CREATE_FLOW_RUN, {"id": flow["id"], "runConfig": run_config})
+        run_id = answer["data"]["create_flow_run"]["id"]
+        flow_run = stack.wait_for_runs([run_id])[run_id]
+        assert flow_run["state"] == "Failed", stack.explain(run_id)
+        field = next(iter(change))
+        assert flow_run["state_message"].startswith(
+            f"this agent does not start a run config that sets {field} ("
+        ), flow_run["state_message"]
+        assert "the run's own run config (create_flow_run)" in flow_run["state_message"], flow_run
+        assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
+        messages.append(flow_run["state_message"].split(",")[0])
+    return "; ".join(messages)
+
+
+def database_out_of_reach(stack: Stack) -> str:
+    """A container on the flow runs' network, from the flow image, reaches apollo but
+    neither Hasura nor Postgres: those two are on the stack's internal database network."""
+    image = f"{stack.flow_image}:{stack.active_flow()['storage']['image_tag']}"
+    probe = (
+        "import socket\n"
+        "for host, port in (('apollo', 4200), ('hasura', 3000), ('postgres', 5432)):\n"
+        "    try: socket.create_connection((host, port), timeout=3).close(); print(host, 'open')\n"
+        "    except OSError as error: print(host, 'closed', type(error).__name__)\n"
+    )
+    result = output("docker", "run", "--rm", "--network", stack.name, image, "python", "-c", probe)
+    lines = dict(line.split(" ", 1) for line in result.splitlines())
+    assert (
+        lines["apollo"] == "open"
+        and lines["hasura"].startswith("closed")
+        and lines["postgres"].startswith("closed")
+    ), result
+    return ", ".join(f"{host} {state}" for host, state in lines.items())
+
+
+def team_access(stack: Stack) -> str:
+    """`make up PUBLIC=1` on this host's bridge address (a team's network here): only the
+    proxy is published. Without credentials / and /graphql answer 401; the UI login opens
+    both; API_TOKEN opens the API and a wrong token does not; plain HTTP is refused. `make
+    ca` gives the CA that an agent in its own compose project trusts, reaching the server
+    only through the proxy with the token: it claims and finishes its run. `make up
+    PUBLIC=0` goes back to the loopback ports."""
+    host, port, loopback_files = docker_bridge(), free_port(), stack.env["COMPOSE_FILE"]
+    with stack.settings(
+        PUBLIC_HOST=host,
+        PUBLIC_BIND=host,
+        PUBLIC_PORT=str(port),
+        COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml", "docker-compose.public.yml"),
+    ):
+        up = stack.make("up", "PUBLIC=1")
+        password = re.search(r"user prefect, password (\S+)", up.stdout)[1]
+        assert published_ports(stack) == {"proxy": [f"{host}:{port}"]}, published_ports(stack)
+        stack.make("ca")
+        tls = ssl.create_default_context(cafile=str(stack.dir / "certs" / "ca.crt"))
+        public = f"https://{host}:{port}"
+        token = re.search(r"^API_TOKEN=(\S+)$", (stack.dir / ".env").read_text(), re.M)[1]
+        login = "Basic " + base64.b64encode(f"prefect:{password}".encode()).decode()
+
+        def ask(path, query=None, authorization=None, base=public, variables=None, **headers):
+            """Status and body of a GET (or a GraphQL POST of `query`) through the proxy."""
+            body = json.dumps({"query": query, "variables": variables or {}}).encode() if query else None
+            request = urllib.request.Request(
+                base + path,
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    **headers,
+                    **({"Authorization": authorization} if authorization else {}),
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=tls) as answer:
+                    return answer.status, answer.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        hello = "query { hello }"
+        assert ask("/")[0] == ask("/graphql", hello)[0] == 401
+        assert ask("/", authorization=login)[0] == 200
+        assert json.loads(ask("/graphql", hello, login)[1])["data"]["hello"] == "hello"
+        assert json.loads(ask("/graphql", hello, f"Bearer {token}")[1])["data"]["hello"] == "hello"
+        assert ask("/graphql", hello, f"Bearer {token}x")[0] == 401
+        assert ask("/", authorization=f"Bearer {token}")[0] == 401  # the token opens the API only
+        status, body = ask("/", base=f"http://{host}:{port}")
+        assert status == 400 and "HTTP request to an HTTPS server" in body, (status, body)
+        # The login cached in a browser opens nothing for another site's page.
+        assert ask("/graphql", hello, login, Origin=public)[0] == 200, ask(
+            "/graphql", hello, login, Origin=public
+        )
+        assert ask("/graphql", hello, login, Origin="https://evil.example")[0] == 403
+        assert ask("/graphql", hello, login, Host="evil.example")[0] == 403  # DNS rebinding
+        assert ask("/graphql", hello, login, **{"Content-Type": "text/plain"})[0] == 403  # a form's post
+
+        remote_reports = start_remote_agent(stack, f"{public}/graphql")
+        flow_id = json.loads(
+            ask(
+                "/graphql",
+                'query { flow(where: {archived: {_eq: false}, name: {_eq: "Users report"}}) { id } }',
+                f"Bearer {token}",
+            )[1]
+        )["data"]["flow"][0]["id"]
+        created = ask(
+            "/graphql",
+            "mutation($input: create_flow_run_input!) { create_flow_run(input: $input) { id } }",
+            f"Bearer {token}",
+            variables={
+                "input": {"flow_id": flow_id, "parameters": {"n_users": 13}, "labels": ["e2e-remote"]}
+            },
+        )
+        run_id = json.loads(created[1])["data"]["create_flow_run"]["id"]
+        deadline = time.monotonic() + 180
+        while (
+            state := json.loads(
+                ask("/graphql", f'query {{ flow_run_by_pk(id: "{run_id}") {{ state }} }}', f"Bearer {token}")[
+                    1
+                ]
+            )["data"]["flow_run_by_pk"]["state"]
+        ) not in FINISHED:
+            assert time.monotonic() < deadline, f"the remote agent's run is still {state}"
+            time.sleep(1)
+        assert state == "Success", state
+        check_report(remote_reports, run_id, 13)
+        agent_log = stack.compose(
+            "logs", "--no-color", "agent", agent=True, capture_output=True, text=True
+        ).stdout
+        assert run_id in agent_log and token not in agent_log
+        stop_remote_agent(stack)
+    stack.make("up", "PUBLIC=0")
+    loopback = sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])
+    assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
+    assert stack.run(run_id)["state"] == "Success"  # the API on its loopback port again
+    return f"only {public} published; 401 without a login, UI login and API_TOKEN let in; remote agent's run Success"
