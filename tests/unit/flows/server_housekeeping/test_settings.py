@@ -7,7 +7,8 @@ from flows.shared.settings import SettingsError
 def test_defaults_keep_a_month_end_a_day_and_call_an_hour_late(monkeypatch):
     for name in ("SERVER_KEEP_DAYS", "RUN_MAX_HOURS", "LATE_MINUTES"):
         monkeypatch.delenv(name, raising=False)
-    assert load_settings() == load_settings().__class__(keep_days=30.0, run_max_hours=24.0, late_minutes=60.0)
+    settings = load_settings()
+    assert (settings.keep_days, settings.run_max_hours, settings.late_minutes) == (30.0, 24.0, 60.0)
 
 
 def test_a_bad_value_is_one_line(monkeypatch):
