@@ -73,14 +73,12 @@ backup: ## write the server's database to backups/prefect-<UTC time>.sql.gz
 	  || { rm -f "$$file.partial"; echo "error: backup failed: is the stack up? (make ps)" >&2; exit 1; }; \
 	echo "$$file ($$(du -h "$$file" | cut -f1))"
 
-# All or nothing (scripts/restore-database.sh): the file checked whole first, then the
-# writers stopped, the dump run as one transaction, the writers started again. Runs whose
-# containers are running meanwhile lose their state updates.
+# All or nothing (scripts/restore-database.sh): the file checked whole first, then asked,
+# then the writers stopped, the dump run as one transaction, the writers started again.
+# Runs whose containers are running meanwhile lose their state updates.
 restore: ## replace the server's database with FILE=backups/...sql.gz (asks first; YES=1 does not)
 	@[ -f "$(FILE)" ] || { echo "error: FILE=$(FILE) is not a file: make restore FILE=backups/prefect-<time>.sql.gz" >&2; exit 2; }
-	@[ "$(YES)" = 1 ] || { printf "Replace every flow, run and log on the server with $(FILE)? [y/N] "; read -r answer; \
-	  [ "$$answer" = y ] || { echo "Nothing restored."; exit 1; }; }
-	@RESTORE_LOCK_SECONDS=$(call setting,RESTORE_LOCK_SECONDS) sh scripts/restore-database.sh "$(FILE)" $(COMPOSE)
+	@YES=$(YES) RESTORE_LOCK_SECONDS=$(call setting,RESTORE_LOCK_SECONDS) sh scripts/restore-database.sh "$(FILE)" $(COMPOSE)
 
 ca: ## write the CA of the proxy (make up PUBLIC=1) to certs/ca.crt, for browsers and agents
 	@mkdir -p certs; \

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make restore`: the server's database replaced by a backup, all or nothing. The file is
-# checked whole before anything is touched (an intact gzip, pg_dump's own end line, the
-# server's PostgreSQL major version); then the writers stop and the dump runs as one
+# checked whole before anything is touched or asked (an intact gzip, pg_dump's own end line,
+# the server's PostgreSQL major version); then, unless YES=1, a person confirms on standard
+# input; then the writers stop and the dump runs as one
 # transaction whose lock waits are bounded (the dump itself sets lock_timeout = 0: wait
 # forever), so a restore that fails leaves the database as it was. The writers start again
 # either way.
@@ -30,6 +31,12 @@ server=$(database psql -X -tA -c 'SHOW server_version_num' 2>/dev/null) ||
   refuse "the database does not answer (is the stack up? make ps)"
 server=$((server / 10000))
 [ "$dumped" = "$server" ] || refuse "$file was dumped from PostgreSQL ${dumped:-?}, the server runs $server"
+
+if [ "${YES:-}" != 1 ]; then
+  printf 'Replace every flow, run and log on the server with %s? [y/N] ' "$file"
+  read -r answer || answer=
+  [ "$answer" = y ] || { echo "Nothing restored."; exit 1; }
+fi
 
 errors=$(mktemp)
 trap 'rm -f "$errors"' EXIT

@@ -90,7 +90,7 @@ CREATE TABLE public.flow_run (id uuid);
 """
 
 
-def restore(tmp_path, dump: bytes):
+def restore(tmp_path, dump: bytes, answer=None):
     """scripts/restore-database.sh against a fake compose command: a server of PostgreSQL
     15 that takes whatever psql is given, and writes down what it was asked."""
     checkout = tmp_path / "checkout"
@@ -118,7 +118,8 @@ def restore(tmp_path, dump: bytes):
             str(tmp_path / "fake-compose"),
         ],
         cwd=checkout,
-        env={"PATH": os.environ["PATH"], "RESTORE_LOCK_SECONDS": "7"},
+        env={"PATH": os.environ["PATH"], "RESTORE_LOCK_SECONDS": "7", **({} if answer else {"YES": "1"})},
+        input=answer,
         capture_output=True,
         text=True,
     )
@@ -146,3 +147,19 @@ def test_a_cut_short_or_other_version_dump_is_refused_before_anything_stops(tmp_
     refused = restore(tmp_path, gzip.compress(other.encode()))
     assert "was dumped from PostgreSQL 11, the server runs 15" in refused.stderr
     assert "stop" not in (tmp_path / "asked").read_text()  # only the version was asked
+
+
+def test_a_file_that_is_no_dump_is_refused_before_anyone_is_asked(tmp_path):
+    """`make restore FILE=README.md`: no question, nothing stopped."""
+    refused = restore(tmp_path, b"# Users report\n", answer="y\n")
+    assert refused.returncode == 1 and "Replace every flow" not in refused.stdout
+    assert "is not an intact gzip file" in refused.stderr
+    assert not (tmp_path / "asked").exists()  # not even the server was asked
+
+
+def test_a_whole_dump_is_restored_only_on_yes(tmp_path):
+    kept = restore(tmp_path, gzip.compress(DUMP.encode()), answer="n\n")
+    assert kept.returncode == 1 and kept.stdout.endswith("[y/N] Nothing restored.\n")
+    assert "stop" not in (tmp_path / "asked").read_text()
+    done = restore(tmp_path, gzip.compress(DUMP.encode()), answer="y\n")
+    assert done.returncode == 0 and "Restored " in done.stdout, done.stderr
