@@ -92,7 +92,7 @@ def test_housekeeping_deletes_old_ended_runs_ends_stuck_ones_and_fails_naming_la
     refused = housekeeping_run(standin, stack_env, keep_days="forever")
     assert refused["state"] == "Failed"
     assert refused["state_message"] == (
-        "keep_days='forever' is not allowed: use a number of days from 0 to 36500 "
+        "keep_days='forever' is not allowed: use a number of days from 0 to 36,500 "
         "(0 keeps every run; empty takes SERVER_KEEP_DAYS)"
     )
     assert all(run_id in standin.tables["flow_run"] for run_id in old.values())

@@ -256,7 +256,7 @@ def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_networ
 @pytest.mark.parametrize(
     "setting, value, message",
     [
-        ("PAGE_SIZE", "0", "error: PAGE_SIZE='0' is not allowed: use a whole number from 1 to 5000"),
+        ("PAGE_SIZE", "0", "error: PAGE_SIZE='0' is not allowed: use a whole number from 1 to 5,000"),
         (
             "HOST_REPORTS_DIR",
             "reports",

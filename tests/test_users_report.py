@@ -163,7 +163,7 @@ def test_bad_setting_stops_with_one_line(run_pipeline, users_api):
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: PAGE_SIZE='6000' is not allowed: use a whole number from 1 to 5000"
+        "error: PAGE_SIZE='6000' is not allowed: use a whole number from 1 to 5,000"
     )
     assert users_api.requests == []
 

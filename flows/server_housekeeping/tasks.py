@@ -86,7 +86,7 @@ def days_to_keep(keep_days) -> float:
         days = -1.0
     if not 0 <= days <= MAX_KEEP_DAYS:
         raise signals.FAIL(
-            f"keep_days={keep_days!r} is not allowed: use a number of days from 0 to {MAX_KEEP_DAYS} "
+            f"keep_days={keep_days!r} is not allowed: use a number of days from 0 to {MAX_KEEP_DAYS:,} "
             "(0 keeps every run; empty takes SERVER_KEEP_DAYS)"
         )
     return days

@@ -20,6 +20,11 @@ def text(name, default):
     return os.environ.get(name, "").strip() or default
 
 
+def as_written(value) -> str:
+    """A number as people write it: 1,000,000 and 0.01, never 1e+06."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
+
+
 def number(name, default, kind, low, high):
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -31,7 +36,7 @@ def number(name, default, kind, low, high):
     if value is None or not low <= value <= high:
         raise SettingsError(
             f"{name}={raw!r} is not allowed: use "
-            f"{'a whole number' if kind is int else 'a number'} from {low:g} to {high:g}"
+            f"{'a whole number' if kind is int else 'a number'} from {as_written(low)} to {as_written(high)}"
         )
     return value
 

@@ -25,8 +25,8 @@ def test_the_registry_prefixes_the_flow_repository_and_the_allowlist_splits(monk
     "name, value, line",
     [
         ("NOTIFY_ON", "never", "NOTIFY_ON='never' is not allowed: use failed or all"),
-        ("APOLLO_WAIT_SECONDS", "0", "APOLLO_WAIT_SECONDS='0' is not allowed: use a number from 1 to 3600"),
-        ("FLOW_CPU_LIMIT", "lots", "FLOW_CPU_LIMIT='lots' is not allowed: use a number from 0 to 1024"),
+        ("APOLLO_WAIT_SECONDS", "0", "APOLLO_WAIT_SECONDS='0' is not allowed: use a number from 1 to 3,600"),
+        ("FLOW_CPU_LIMIT", "lots", "FLOW_CPU_LIMIT='lots' is not allowed: use a number from 0 to 1,024"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_it(monkeypatch, name, value, line):

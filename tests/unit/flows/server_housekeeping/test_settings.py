@@ -14,6 +14,6 @@ def test_defaults_keep_a_month_end_a_day_and_call_an_hour_late(monkeypatch):
 def test_a_bad_value_is_one_line(monkeypatch):
     monkeypatch.setenv("LATE_MINUTES", "never")
     with pytest.raises(
-        SettingsError, match="^LATE_MINUTES='never' is not allowed: use a number from 1 to 10080$"
+        SettingsError, match="^LATE_MINUTES='never' is not allowed: use a number from 1 to 10,080$"
     ):
         load_settings()

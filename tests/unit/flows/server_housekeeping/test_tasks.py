@@ -13,7 +13,7 @@ def test_keep_days_is_the_runs_else_the_setting(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["-1", "36501", "a week", [1]])
 def test_a_bad_keep_days_fails_before_anything_is_touched(bad):
-    with pytest.raises(signals.FAIL, match="is not allowed: use a number of days from 0 to 36500"):
+    with pytest.raises(signals.FAIL, match="is not allowed: use a number of days from 0 to 36,500"):
         tasks.days_to_keep.run(bad)
 
 

@@ -48,3 +48,10 @@ def test_names_read_are_the_readers_first_arguments_in_order(tmp_path):
         "            text('B_NAME', ''), other('C_NAME'), text(NAME_IN_A_VARIABLE, ''))\n"
     )
     assert settings.names_read(types.SimpleNamespace(__file__=str(source))) == ("B_NAME", "A_NAME")
+
+
+def test_bounds_are_written_as_people_write_them(monkeypatch):
+    monkeypatch.setenv("X_NUMBER", "-1")
+    with pytest.raises(settings.SettingsError, match=r"use a number from 0\.01 to 10,000,000$"):
+        settings.number("X_NUMBER", 5, float, 0.01, 10_000_000)
+    assert settings.as_written(36_500) == "36,500" and settings.as_written(2.5) == "2.5"
