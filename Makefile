@@ -15,7 +15,7 @@ READY := $(VENV)/.installed
 setting = $$($(STACK) setting $(1)$(if $(2), "$(2)"))
 
 .DEFAULT_GOAL := help
-.PHONY: help up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore ca
+.PHONY: help check up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore ca
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,8 +23,12 @@ help: ## list the commands
 .env:
 	@$(STACK) create
 
-# Everything but the one-shot register step, waited for until healthy (a crash loop stops
-# it, naming the service); the services of a mode taken out removed; then register.
+check: .env ## check every setting in .env and the environment, before anything starts
+	@$(STACK) check
+
+# The modes and settings checked first (make check); everything but the one-shot register
+# step, waited for until healthy (a crash loop stops it, naming the service); the services
+# of a mode taken out removed; then register.
 up: .env ## start Prefect Server and the agent, register the flows (OFFLINE=1, DASK=1, PUBLIC=1: README)
 	@$(STACK) up -- $(COMPOSE)
 
@@ -49,7 +53,8 @@ clean: ## stop the stack and delete its database volume (an external database is
 	  echo "Left the external database at $(call setting,POSTGRES_HOST) alone: its registrations, runs and logs are kept. Reports on the host are kept."; \
 	else echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."; fi
 
-register: ## rebuild the image, register the changed flows (FLOW=<folder>: only that one)
+register: .env ## rebuild the image, register the changed flows (FLOW=<folder>: only that one)
+	@$(STACK) check
 	$(COMPOSE) build
 	$(COMPOSE) run --rm register python register.py $(if $(FLOW),--flow "$(FLOW)")
 

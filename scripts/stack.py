@@ -2,6 +2,7 @@
 virtual environment. Run from the checkout, with the compose command after `--`:
 
   python3 -m scripts.stack create                  # .env from .env.example, once
+  python3 -m scripts.stack check                   # every setting, before anything starts
   python3 -m scripts.stack setting NAME [DEFAULT]  # as Compose reads it (scripts/dotenv.py)
   python3 -m scripts.stack up -- docker compose    # make up (OFFLINE, DASK, PUBLIC from make)
   python3 -m scripts.stack agent -- docker compose # make agent: an agent alone
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from scripts import dotenv
+from scripts import check, dotenv
 
 # The modes `make up` takes (make's own NAME=value), each recorded in .env.
 MODES = ("OFFLINE", "DASK", "PUBLIC")
@@ -158,8 +159,21 @@ def run(command: list, echo: bool = True, **kwargs) -> subprocess.CompletedProce
     return result
 
 
+def checked() -> None:
+    """`make check`: every problem of .env and the environment at once, or nothing."""
+    found = check.problems()
+    if found:
+        lines = "".join(f"  {line}\n" for line in found)
+        raise StackError(
+            f"{len(found)} settings to mend in .env or the environment; nothing started:\n{lines}".rstrip(),
+            code=2,
+        )
+
+
 def up(compose: list) -> None:
-    for mode, on in requested_modes(os.environ):
+    modes = requested_modes(os.environ)
+    checked()
+    for mode, on in modes:
         dotenv.record_mode(mode, on)
     dotenv.prepare()
     run([*compose, "build"])
@@ -194,6 +208,7 @@ def agent(compose: list) -> None:
     """An agent alone. With certs/ca.crt (the CA of the server's proxy: `make ca` there), the
     agent and its flow runs trust it besides the public CAs: certs/ca-bundle.pem, from the
     image's own bundle."""
+    checked()
     dotenv.prepare()
     compose = agent_compose(compose)
     run([*compose, "build"])
@@ -213,6 +228,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("create")
+    commands.add_parser("check")
     reading = commands.add_parser("setting")
     reading.add_argument("name")
     reading.add_argument("default", nargs="?")
@@ -225,9 +241,11 @@ def main(argv=None) -> int:
     if args.command == "create":
         dotenv.create()
         return 0
-    compose = [word for word in args.compose if word != "--"]
+    compose = [word for word in getattr(args, "compose", []) if word != "--"]
     try:
-        if args.command == "up":
+        if args.command == "check":
+            checked()
+        elif args.command == "up":
             up(compose)
         elif args.command == "agent":
             agent(compose)

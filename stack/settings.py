@@ -3,7 +3,7 @@ place: a bad value stops the program with one line naming it and what is allowed
 
 from dataclasses import dataclass
 
-from flows.shared.settings import choice, number, text
+from flows.shared.settings import choice, number, text, url
 
 # Where flow containers keep reports; the agent binds HOST_REPORTS_DIR of the Docker host here.
 FLOW_REPORTS_DIR = "/reports"
@@ -49,7 +49,7 @@ def load_stack_settings() -> StackSettings:
         host_reports_dir=text("HOST_REPORTS_DIR", ""),
         apollo_wait_seconds=number("APOLLO_WAIT_SECONDS", 300.0, float, 1, 3600),
         # A Slack-format incoming webhook the server posts to when a run ends (empty: off).
-        notify_webhook_url=text("NOTIFY_WEBHOOK_URL", ""),
+        notify_webhook_url=url("NOTIFY_WEBHOOK_URL", ""),
         notify_on=choice("NOTIFY_ON", "failed", ("failed", "all")),
         # Images (names without tags) agents may start besides the flow images.
         extra_allowed_images=tuple(

@@ -20,8 +20,15 @@ from tests.support import ROOT
 def checkout(tmp_path):
     folder = tmp_path / "checkout"
     (folder / "scripts").mkdir(parents=True)
-    for name in ("Makefile", ".env.example", "scripts/__init__.py", "scripts/dotenv.py", "scripts/stack.py"):
-        shutil.copy(ROOT / name, folder / name)
+    for name in ("Makefile", ".env.example", "scripts", "stack", "flows", "agent/docker-compose.yml",
+                 *(path.name for path in ROOT.glob("docker-compose*.yml"))):  # fmt: skip
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, folder / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy(ROOT / name, folder / name)
     return folder
 
 
@@ -63,6 +70,31 @@ def test_make_up_with_a_bad_mode_names_it_and_records_nothing(checkout):
         "make up: DASK must be 0 or 1, got '2'; PUBLIC must be 0 or 1, got 'maybe'"
     )
     assert (checkout / ".env").read_text() == written and not (checkout / "reports").exists()
+
+
+def fake_compose(tmp_path) -> str:
+    """A compose command that writes down that it ran."""
+    fake = tmp_path / "fake-compose"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/compose-ran\n')
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_bad_settings_stop_make_up_register_and_agent_before_anything_runs(checkout, tmp_path):
+    assert make(checkout, ".env").returncode == 0
+    with open(checkout / ".env", "a") as env:
+        env.write("LATE_MINUTS=5\nNOTIFY_WEBHOOK_URL=not-a-url\n")
+    written = (checkout / ".env").read_text()
+    for command in ("check", "up", "register", "agent"):
+        refused = make(checkout, command, "OFFLINE=1", f"COMPOSE={fake_compose(tmp_path)}")
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert refused.stderr.splitlines()[:3] == [
+            f"make {command if command != 'register' else 'check'}: 2 settings to mend in .env or the environment; nothing started:",
+            "  LATE_MINUTS in .env is not a setting: did you mean LATE_MINUTES?",
+            "  NOTIFY_WEBHOOK_URL='not-a-url' is not allowed: use an http:// or https:// address",
+        ]
+    assert not (tmp_path / "compose-ran").exists() and not (checkout / "reports").exists()
+    assert (checkout / ".env").read_text() == written
 
 
 def test_a_setting_reads_as_compose_reads_it_through_make(checkout):

@@ -5,11 +5,12 @@ import ast
 import os
 from pathlib import Path
 from typing import Tuple
+from urllib.parse import urlsplit
 
 # The most days anything is kept for (a hundred years): "keep" needs no special value.
 MAX_KEEP_DAYS = 36_500
 # The readers below: a settings module declares a setting by reading it with one of them.
-READERS = ("text", "number", "choice")
+READERS = ("text", "number", "choice", "url")
 
 
 class SettingsError(ValueError):
@@ -45,6 +46,15 @@ def choice(name, default, allowed):
     value = text(name, default).lower()
     if value not in allowed:
         raise SettingsError(f"{name}={os.environ[name]!r} is not allowed: use {' or '.join(allowed)}")
+    return value
+
+
+def url(name, default):
+    """An http:// or https:// address with a host; empty: the default."""
+    value = text(name, default)
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise SettingsError(f"{name}={value!r} is not allowed: use an http:// or https:// address")
     return value
 
 

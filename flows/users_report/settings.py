@@ -7,7 +7,7 @@ the program at start with one line naming the variable, the value and what is al
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.shared.settings import MAX_KEEP_DAYS, number, text
+from flows.shared.settings import MAX_KEEP_DAYS, number, text, url
 
 # The randomuser API serves 1 to this many users per request (outside that range: 1 user),
 # and pages up to API_MAX_PAGE (later ones become page 1, the same users again).
@@ -35,7 +35,7 @@ class Settings:
 
 def load_settings() -> Settings:
     return Settings(
-        randomuser_url=text("RANDOMUSER_URL", "https://randomuser.me/api/"),
+        randomuser_url=url("RANDOMUSER_URL", "https://randomuser.me/api/"),
         reports_dir=Path(text("REPORTS_DIR", "reports")),
         http_timeout=number("HTTP_TIMEOUT", 60.0, float, 0.01, 3600),
         http_retries=number("HTTP_RETRIES", 3, int, 0, 20),

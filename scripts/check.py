@@ -1,0 +1,118 @@
+"""`make check`: every setting in .env and the environment read by the readers the code itself
+uses (the stack's, each flow package's), before any image is built or container started.
+An unknown name in .env gets the closest known one; a bad value the reader's own line; all
+the problems at once. Standard library only, as scripts/dotenv.py.
+"""
+
+import difflib
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import Callable, Dict, List
+
+from flows.shared.settings import SettingsError, names_in_file, number, url
+from scripts import dotenv
+
+COMPOSE_FILES = (
+    "docker-compose.yml",
+    "docker-compose.database.yml",
+    "docker-compose.external-database.yml",
+    "docker-compose.override.yml",
+    "docker-compose.public.yml",
+    "agent/docker-compose.yml",
+)
+# Names Compose itself reads from .env.
+COMPOSE_OWN = {"COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME"}
+
+
+def port(name: str) -> None:
+    number(name, 1, int, 1, 65535)
+
+
+# What only Compose and make read (docker-compose*.yml, the Makefile), checked by the same
+# readers the Python code uses; the defaults are .env.example's.
+COMPOSE_READ: Dict[str, Callable[[str], None]] = {
+    **{name: port for name in ("UI_PORT", "APOLLO_PORT", "PUBLIC_PORT", "POSTGRES_PORT")},
+    **{
+        name: lambda name: url(name, "") for name in ("UI_PUBLIC_URL", "APOLLO_PUBLIC_URL", "PREFECT_API_URL")
+    },
+    "DASK_WORKERS": lambda name: number(name, 2, int, 1, 64),
+    "START_SECONDS": lambda name: number(name, 900, int, 1, 86_400),
+    "START_RESTARTS": lambda name: number(name, 3, int, 1, 100),
+    "RESTORE_LOCK_SECONDS": lambda name: number(name, 60, int, 1, 3600),
+    "APP_UID": lambda name: number(name, 1000, int, 1, 2**31 - 1),
+    "DEMO_API_LATENCY": lambda name: number(name, 0.0, float, 0, 60),
+    "DEMO_API_FAIL_RATE": lambda name: number(name, 0.0, float, 0, 1),
+    "DEMO_API_LIMIT": lambda name: number(name, 0, int, 0, 10_000_000),
+    "DEMO_API_WINDOW": lambda name: number(name, 300.0, float, 1, 3600),
+}
+
+
+def known_names(root: Path) -> set:
+    """Every setting something here reads: a reader in stack/ or flows/, Compose, make."""
+    read = set(names_in_file(root / "stack" / "settings.py"))
+    read.update(name for path in (root / "flows").rglob("*.py") for name in names_in_file(path))
+    compose = "".join((root / name).read_text() for name in COMPOSE_FILES)
+    read.update(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", compose))
+    read.update(dotenv.parse(root / ".env.example"), dotenv.parse(root / ".env.example", commented=True))
+    return read | COMPOSE_OWN | set(COMPOSE_READ)
+
+
+def unknown(names, known: set) -> List[str]:
+    lines = []
+    for name in sorted(set(names) - known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else "docs/settings.md lists every setting"
+        lines.append(f"{name} in .env is not a setting: {hint}")
+    return lines
+
+
+def readers(root: Path) -> List[Callable[[], object]]:
+    """The stack's settings loader and each flow package's that imports with the standard
+    library (a flow's own may need its packages: register checks it at `make up`)."""
+    from stack.settings import load_stack_settings
+
+    found = [load_stack_settings]
+    for path in sorted((root / "flows").glob("*/settings.py")):
+        try:
+            module = importlib.import_module(f"flows.{path.parent.name}.settings")
+        except ImportError:
+            continue
+        except SettingsError as exc:  # read when imported: its line, once
+            found.append(lambda exc=exc: (_ for _ in ()).throw(exc))
+            continue
+        found.append(getattr(module, "load_settings", lambda: None))
+    found += [lambda name=name, read=read: read(name) for name, read in COMPOSE_READ.items()]
+    return found
+
+
+def bad_values(loaders, environ: dict) -> List[str]:
+    """Each reader's own line for every bad value: a loader stops at its first, so the name it
+    named is set aside and the loader asked again."""
+    lines, saved = [], dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(environ)
+        for load in loaders:
+            while True:
+                try:
+                    load()
+                    break
+                except SettingsError as exc:
+                    if str(exc) in lines:  # said already, and setting it aside did not help
+                        break
+                    lines.append(str(exc))
+                    os.environ.pop(str(exc).split("=", 1)[0], None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return sorted(set(lines))
+
+
+def problems(root: Path = Path(".")) -> List[str]:
+    """Every problem of .env and the environment, one line each; none: all is well."""
+    recorded = dotenv.parse(root / ".env")
+    # As Compose interpolates: the shell's non-empty value, else .env's.
+    environ = {**{k: v for k, v in recorded.items() if v}, **{k: v for k, v in os.environ.items() if v}}
+    return unknown(recorded, known_names(root)) + bad_values(readers(root), environ)

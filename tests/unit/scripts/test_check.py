@@ -1,0 +1,59 @@
+"""`make check`'s rules (scripts/check.py), in a checkout's copy: unknown names with the
+closest known one, every bad value with its reader's own line, all at once."""
+
+import os
+import shutil
+
+import pytest
+
+from scripts import check
+from tests.support import ROOT
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    for name in (*check.COMPOSE_FILES, ".env.example", "stack", "flows"):
+        source = ROOT / name
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    for name in ("LATE_MINUTES", "NOTIFY_WEBHOOK_URL", "DASK_WORKERS", "UI_PORT", "PAGE_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_good_env_has_no_problem(checkout):
+    (checkout / ".env").write_text((ROOT / ".env.example").read_text() + "LATE_MINUTES=5\nPAGE_SIZE=500\n")
+    assert check.problems(checkout) == []
+
+
+def test_every_problem_is_said_at_once_each_in_its_readers_words(checkout):
+    (checkout / ".env").write_text(
+        "# LATE_MINUTS=1 (a comment is no setting)\nLATE_MINUTS=5\nLATE_MINUTES=never\n"
+        "NOTIFY_WEBHOOK_URL=not-a-url\nDASK_WORKERS=abc\nUI_PORT=80000\nWHATEVER_ELSE=1\n"
+    )
+    assert check.problems(checkout) == [
+        "LATE_MINUTS in .env is not a setting: did you mean LATE_MINUTES?",
+        "WHATEVER_ELSE in .env is not a setting: docs/settings.md lists every setting",
+        "DASK_WORKERS='abc' is not allowed: use a whole number from 1 to 64",
+        "LATE_MINUTES='never' is not allowed: use a number from 1 to 10,080",
+        "NOTIFY_WEBHOOK_URL='not-a-url' is not allowed: use an http:// or https:// address",
+        "UI_PORT='80000' is not allowed: use a whole number from 1 to 65,535",
+    ]
+
+
+def test_the_shell_wins_over_env_as_in_compose(checkout, monkeypatch):
+    (checkout / ".env").write_text("PAGE_SIZE=0\n")
+    monkeypatch.setenv("PAGE_SIZE", "100")
+    assert check.problems(checkout) == []
+    monkeypatch.setenv("PAGE_SIZE", "")  # empty: unset, .env's applies
+    assert check.problems(checkout) == ["PAGE_SIZE='0' is not allowed: use a whole number from 1 to 5,000"]
+
+
+def test_the_process_environment_is_left_as_it_was(checkout, monkeypatch):
+    monkeypatch.setenv("UI_PORT", "x")
+    (checkout / ".env").write_text("LATE_MINUTES=never\n")
+    check.problems(checkout)
+    assert os.environ["UI_PORT"] == "x" and "LATE_MINUTES" not in os.environ
