@@ -18,6 +18,7 @@ container's health to "starting", never "unhealthy".
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -170,12 +171,46 @@ def checked() -> None:
         )
 
 
+# The settings that choose an image, for the line that says a pull cannot happen.
+IMAGE_SETTINGS = ("BASE_IMAGE", "PROXY_IMAGE")
+
+
+def images_to_pull(compose: list) -> List[str]:
+    """The images the stack runs or builds on that this Docker engine does not have (the
+    project image is built here, never pulled)."""
+    config = subprocess.run([*compose, "config"], capture_output=True, text=True).stdout
+    named = set(re.findall(r"^\s+(?:image|BASE_IMAGE): ['\"]?([^'\"\s]+)", config, re.M))
+    named.discard(dotenv.get("PROJECT_IMAGE"))
+    return sorted(
+        image
+        for image in named
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0
+    )
+
+
+def pull_missing(compose: list) -> None:
+    """Pulls what is missing before anything is built, so that a pull that cannot happen is
+    one line saying what to do, with Docker's own words after it."""
+    for image in images_to_pull(compose):
+        pulled = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+        if pulled.returncode != 0:
+            chosen = next((name for name in IMAGE_SETTINGS if dotenv.get(name) == image), None)
+            which = f"{chosen} chooses it" if chosen else "the stack's compose files pin it"
+            raise StackError(
+                f"cannot pull {image} ({which}): the first make up downloads the server's images "
+                f"and the Python base image, so it needs the internet, or a mirror in Docker's "
+                f"own registry-mirrors, or images you have (BASE_IMAGE, PROXY_IMAGE): "
+                f"docs/troubleshooting.md#no-pull. Docker said:\n{pulled.stderr.strip()}"
+            )
+
+
 def up(compose: list) -> None:
     modes = requested_modes(os.environ)
     checked()
     for mode, on in modes:
         dotenv.record_mode(mode, on)
     dotenv.prepare()
+    pull_missing(compose)
     run([*compose, "build"])
     Start(compose, float(dotenv.get("START_SECONDS")), int(dotenv.get("START_RESTARTS"))).run()
     # Compose's `up` leaves the services of a mode taken out running (make up DASK=0).

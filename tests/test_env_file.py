@@ -97,6 +97,32 @@ def test_bad_settings_stop_make_up_register_and_agent_before_anything_runs(check
     assert (checkout / ".env").read_text() == written
 
 
+def test_a_first_make_up_without_internet_says_what_to_do_before_anything_is_built(checkout, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        '#!/bin/sh\ncase "$1" in pull) echo "Error response from daemon: lookup registry-1.docker.io: no such host" >&2;; esac\nexit 1\n'
+    )
+    (bin_dir / "compose").write_text(
+        f'#!/bin/sh\nif [ "$1" = config ]; then printf "services:\\n  hasura:\\n    image: hasura/graphql-engine:v1.3.3\\n"; '
+        f'else echo "$@" >> {tmp_path}/compose-ran; fi\n'
+    )
+    for fake in bin_dir.iterdir():
+        fake.chmod(0o755)
+    refused = subprocess.run(
+        ["make", "--no-print-directory", "up", "COMPOSE=compose"],
+        cwd=checkout, capture_output=True, text=True, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert refused.returncode != 0
+    first, docker = refused.stderr.splitlines()[:2]
+    assert first.startswith(
+        "make up: cannot pull hasura/graphql-engine:v1.3.3 (the stack's compose files pin it): "
+        "the first make up downloads the server's images"
+    )
+    assert first.endswith("Docker said:") and docker.endswith("no such host")
+    assert not (tmp_path / "compose-ran").exists()  # nothing built or started
+
+
 def test_a_setting_reads_as_compose_reads_it_through_make(checkout):
     (checkout / ".env").write_text("UI_PORT=9000\n")
     shown = subprocess.run(

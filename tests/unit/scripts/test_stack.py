@@ -133,3 +133,49 @@ def test_too_slow_names_the_services_still_waited_for(monkeypatch):
     fake = FakeCommands([[inspected("ui", health="starting"), inspected("agent")]])
     with pytest.raises(stack.StackError, match=r"^not healthy after 0 s: ui \(START_SECONDS allows longer"):
         start_with(monkeypatch, fake, seconds=0).run()
+
+
+V2_CONFIG = """services:
+  agent:
+    build:
+      args:
+        BASE_IMAGE: python:3.9-slim
+    image: users-report:latest
+  hasura:
+    image: hasura/graphql-engine:v1.3.3
+  proxy:
+    image: "caddy:2"
+"""
+
+
+def test_the_images_to_pull_are_those_named_and_missing_but_the_project_image(monkeypatch):
+    have = {"caddy:2"}
+
+    def run(argv, **kwargs):
+        if argv[-1] == "config":
+            return subprocess.CompletedProcess(argv, 0, stdout=V2_CONFIG)
+        return subprocess.CompletedProcess(argv, 0 if argv[-1] in have else 1)
+
+    monkeypatch.setattr(stack.subprocess, "run", run)
+    monkeypatch.delenv("PROJECT_IMAGE", raising=False)
+    assert stack.images_to_pull(["compose"]) == ["hasura/graphql-engine:v1.3.3", "python:3.9-slim"]
+
+
+def test_a_pull_that_cannot_happen_names_the_image_its_setting_and_what_to_do(monkeypatch):
+    monkeypatch.setattr(stack, "images_to_pull", lambda compose: ["python:3.9-slim"])
+    monkeypatch.delenv("BASE_IMAGE", raising=False)
+
+    def run(argv, **kwargs):
+        return subprocess.CompletedProcess(
+            argv, 1, stderr="Error response from daemon: lookup registry-1.docker.io: no such host\n"
+        )
+
+    monkeypatch.setattr(stack.subprocess, "run", run)
+    with pytest.raises(stack.StackError) as refused:
+        stack.pull_missing(["compose"])
+    first, *docker = str(refused.value).splitlines()
+    assert first.startswith(
+        "cannot pull python:3.9-slim (BASE_IMAGE chooses it): the first make up downloads"
+    )
+    assert "registry-mirrors" in first and first.endswith("docs/troubleshooting.md#no-pull. Docker said:")
+    assert docker == ["Error response from daemon: lookup registry-1.docker.io: no such host"]
