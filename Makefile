@@ -111,8 +111,8 @@ $(READY): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: $(READY) ## run the flow once here, no server: make run N_USERS=50
-	@$(BIN)/python -m flows.users_report --n-users "$(N_USERS)"
+run: $(READY) ## run the flow once here, no server: make run N_USERS=50 (OFFLINE=1: the offline users API)
+	@$(BIN)/python -m flows.users_report --n-users "$(N_USERS)"$(if $(filter 1,$(OFFLINE)), --offline)
 
 # The fast unit layer first, stopping there on a failure; then the scenarios, four at a
 # time: they mostly wait on the subprocesses and local servers they start.

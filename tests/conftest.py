@@ -72,8 +72,8 @@ def receiver():
 
 @pytest.fixture
 def run_pipeline(users_api, reports_dir):
-    def run(n_users=None, url=None, **settings):
-        return finish(start_run(url or users_api.url, reports_dir, n_users, **settings))
+    def run(n_users=None, url=None, extra_args=(), **settings):
+        return finish(start_run(url or users_api.url, reports_dir, n_users, extra_args, **settings))
 
     return run
 

@@ -153,9 +153,20 @@ def test_unreachable_api_fails_after_retries(run_pipeline, reports_dir):
 
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"error: could not download page 1 from the users API at {url}")
-    assert "Connection refused" in error
+    assert error == (
+        f"error: could not download page 1 from the users API at {url}: cannot connect "
+        f"(Connection refused); without internet, `make run OFFLINE=1` runs against the offline users API"
+    )
     assert report_names(reports_dir) == []
+
+
+def test_an_offline_run_starts_and_stops_its_own_users_api(run_pipeline, reports_dir):
+    result = run_pipeline(12, url=closed_port_url(), extra_args=["--offline"])
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = Path(result.stdout.strip().splitlines()[-1])
+    assert report.parent == reports_dir and len(read_csv(report)[1]) == 12
+    assert "Runs against the offline users API at http://127.0.0.1:" in result.stderr
 
 
 def test_bad_setting_stops_with_one_line(run_pipeline, users_api):

@@ -154,6 +154,14 @@ def _fetch(settings: Settings, page: Page) -> bool:
         raise signals.FAIL(
             f"could not download {where}: no answer within {settings.http_timeout:g} s"
         ) from None
+    except requests.ConnectionError as exc:
+        # requests' own text is a 300-character chain of urllib3 reprs: the OS's words say enough.
+        said = re.search(r"\[Errno [^\]]*\] ([^'\")]+)", str(exc))
+        reason = said[1] if said else type(exc).__name__
+        raise signals.FAIL(
+            f"could not download {where}: cannot connect ({reason}); without internet, "
+            f"`make run OFFLINE=1` runs against the offline users API"
+        ) from None
     except requests.RequestException as exc:
         raise signals.FAIL(f"could not download {where}: {exc}") from None
     if expected is not None and int(expected) != received:

@@ -35,9 +35,9 @@ def pipeline_env(url: str, reports_dir: Path, **settings) -> dict:
     return env
 
 
-def start_run(url: str, reports_dir: Path, n_users=None, **settings) -> subprocess.Popen:
+def start_run(url: str, reports_dir: Path, n_users=None, extra_args=(), **settings) -> subprocess.Popen:
     """Starts `python -m flows.users_report`, the command behind `make run`."""
-    args = [sys.executable, "-m", "flows.users_report"]
+    args = [sys.executable, "-m", "flows.users_report", *extra_args]
     if n_users is not None:
         args += ["--n-users", str(n_users)]
     return subprocess.Popen(
