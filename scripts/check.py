@@ -110,9 +110,38 @@ def bad_values(loaders, environ: dict) -> List[str]:
     return sorted(set(lines))
 
 
+def writable_by(path: Path, uid: int) -> bool:
+    """Whether `uid` may write to `path` (and, a folder, create in it), by its owner and mode."""
+    info, need = path.stat(), 0o3 if path.is_dir() else 0o2
+    if info.st_uid == uid:
+        return info.st_mode & (need << 6) == need << 6
+    return info.st_mode & need == need  # for others (its group is not known here)
+
+
+def reports_problems(environ: dict) -> List[str]:
+    """The reports folder and the files the stack keeps in it (the users API's ledger) must be
+    writable by the flow runs' user; run as root, `make up` hands them to it instead."""
+    from flows.users_report.pacing import LEDGER_NAME
+
+    folder = Path(environ.get("HOST_REPORTS_DIR") or "reports")
+    uid = int(environ.get("APP_UID") or 1000)
+    if os.getuid() == 0 or not folder.exists():
+        return []  # dotenv.prepare makes it, or gives it and the ledger to APP_UID
+    lines = []
+    for path in (folder, folder / LEDGER_NAME):
+        if path.exists() and not writable_by(path, uid):
+            lines.append(
+                f"HOST_REPORTS_DIR: {path} cannot be written by the flow runs' user (uid {uid}, "
+                f"APP_UID), its owner is uid {path.stat().st_uid}: sudo chown {uid} {path}"
+            )
+    return lines
+
+
 def problems(root: Path = Path(".")) -> List[str]:
     """Every problem of .env and the environment, one line each; none: all is well."""
     recorded = dotenv.parse(root / ".env")
     # As Compose interpolates: the shell's non-empty value, else .env's.
     environ = {**{k: v for k, v in recorded.items() if v}, **{k: v for k, v in os.environ.items() if v}}
-    return unknown(recorded, known_names(root)) + bad_values(readers(root), environ)
+    return (
+        unknown(recorded, known_names(root)) + bad_values(readers(root), environ) + reports_problems(environ)
+    )

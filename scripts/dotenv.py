@@ -177,8 +177,12 @@ def prepare() -> None:
         set_value("COMPOSE_FILE", compose_file(is_public()))
     reports = Path(get("HOST_REPORTS_DIR", default="reports"))
     reports.mkdir(parents=True, exist_ok=True)
-    if os.getuid() == 0:
-        shutil.chown(reports, user=int(get("APP_UID", default=ROOT_APP_UID)))
+    if os.getuid() == 0:  # the folder, and the ledger a root `make run` may have made, to the flow runs' user
+        from flows.users_report.pacing import LEDGER_NAME  # here: `setting` needs no flow code
+
+        for path in (reports, reports / LEDGER_NAME):
+            if path.exists():
+                shutil.chown(path, user=int(get("APP_UID", default=ROOT_APP_UID)))
     secrets_file = get("FLOW_SECRETS_FILE")
     if secrets_file and not Path(secrets_file).exists():
         write_private(Path(secrets_file), ["# The flows' secrets: NAME=value lines (docs/flows.md)"])

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from scripts import check, dotenv
+from scripts import dotenv
 
 # The modes `make up` takes (make's own NAME=value), each recorded in .env.
 MODES = ("OFFLINE", "DASK", "PUBLIC")
@@ -162,6 +162,8 @@ def run(command: list, echo: bool = True, **kwargs) -> subprocess.CompletedProce
 
 def checked() -> None:
     """`make check`: every problem of .env and the environment at once, or nothing."""
+    from scripts import check  # here: `setting` (backups, restores) needs no flow code
+
     found = check.problems()
     if found:
         lines = "".join(f"  {line}\n" for line in found)

@@ -57,3 +57,32 @@ def test_the_process_environment_is_left_as_it_was(checkout, monkeypatch):
     (checkout / ".env").write_text("LATE_MINUTES=never\n")
     check.problems(checkout)
     assert os.environ["UI_PORT"] == "x" and "LATE_MINUTES" not in os.environ
+
+
+def test_a_reports_folder_or_ledger_the_flow_runs_cannot_write_is_one_line_each(tmp_path, monkeypatch):
+    monkeypatch.setattr(check.os, "getuid", lambda: 4242)  # a user, not root: nothing is repaired
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    ledger = reports / ".users-api-budget.json"
+    ledger.write_text("{}")
+    os.chown(reports, 1000, -1)
+    os.chmod(reports, 0o755)
+    os.chown(ledger, 0, -1)
+    os.chmod(ledger, 0o644)
+    environ = {"HOST_REPORTS_DIR": str(reports), "APP_UID": "1000"}
+    assert check.reports_problems(environ) == [
+        f"HOST_REPORTS_DIR: {ledger} cannot be written by the flow runs' user (uid 1000, APP_UID), "
+        f"its owner is uid 0: sudo chown 1000 {ledger}"
+    ]
+    os.chown(ledger, 1000, -1)
+    assert check.reports_problems(environ) == []
+    os.chmod(reports, 0o555)
+    assert len(check.reports_problems(environ)) == 1
+
+
+def test_as_root_make_up_repairs_instead_of_refusing(tmp_path, monkeypatch):
+    monkeypatch.setattr(check.os, "getuid", lambda: 0)  # dotenv.prepare gives them to APP_UID
+    reports = tmp_path / "reports"
+    reports.mkdir(mode=0o700)
+    os.chown(reports, 0, -1)
+    assert check.reports_problems({"HOST_REPORTS_DIR": str(reports), "APP_UID": "1000"}) == []

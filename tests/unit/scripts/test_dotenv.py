@@ -167,6 +167,11 @@ def test_prepare_makes_the_reports_folder_and_a_private_secrets_file_once(checko
     assert reports.is_dir() and stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     if os.getuid() == 0:
         assert reports.stat().st_uid == 1000  # flow runs write there as the app user
+        ledger = reports / ".users-api-budget.json"  # as a root `make run` leaves it
+        ledger.write_text("{}")
+        os.chown(ledger, 0, 0)
+        dotenv.prepare()
+        assert ledger.stat().st_uid == 1000
     secrets_file.write_text("TOKEN=kept\n")
     dotenv.prepare()
     assert secrets_file.read_text() == "TOKEN=kept\n"
