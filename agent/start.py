@@ -182,7 +182,7 @@ def build_agent(settings: StackSettings, catalog=None) -> DockerAgent:
         per_flow.read_secrets(settings.secrets_file)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
-    env = {"REPORTS_DIR": FLOW_REPORTS_DIR}
+    env = {"REPORTS_DIR": FLOW_REPORTS_DIR, "REPORTS_URL": settings.reports_url}
     volumes = [f"{settings.host_reports_dir}:{FLOW_REPORTS_DIR}"]
     if settings.host_ca_bundle:  # a server behind the proxy's own CA (docs/scaling.md)
         os.environ["REQUESTS_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"] = CA_BUNDLE

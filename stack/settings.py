@@ -28,6 +28,12 @@ class StackSettings:
     flow_memory_limit: str
     flow_cpu_limit: float
     secrets_file: str
+    ui_address: str
+
+    @property
+    def reports_url(self) -> str:
+        """Where people open the reports folder: the front door's /reports/ (proxy/)."""
+        return f"{self.ui_address.rstrip('/')}/reports/"
 
     @property
     def flow_repository(self) -> str:
@@ -62,4 +68,6 @@ def load_stack_settings() -> StackSettings:
         flow_memory_limit=text("FLOW_MEMORY_LIMIT", "2g"),
         flow_cpu_limit=number("FLOW_CPU_LIMIT", 2.0, float, 0, 1024),
         secrets_file=text("FLOW_SECRETS_FILE", SECRETS_IN_AGENT),
+        # The UI's address as people open it: UI_PUBLIC_URL, else the loopback port's.
+        ui_address=url("UI_PUBLIC_URL", "") or f"http://localhost:{number('UI_PORT', 8080, int, 1, 65535)}",
     )

@@ -81,6 +81,7 @@ def test_only_the_proxy_is_published_and_only_on_loopback(config, compose_versio
     assert published == {"proxy": ["127.0.0.1:4200:4200/tcp", "127.0.0.1:8080:8080/tcp"]}
     proxy = config["services"]["proxy"]
     assert proxy["environment"]["FRONT_DOOR"] == "loopback" and "profiles" not in proxy
+    assert f"{HOST_REPORTS}:/srv/reports:ro" in proxy["volumes"]  # /reports/, read-only
     assert (
         config["services"]["ui"]["environment"]["PREFECT_SERVER__APOLLO_URL"]
         == "http://localhost:8080/graphql"

@@ -31,6 +31,7 @@ class Settings:
     dask_address: str
     dask_worker_wait: float
     reports_keep_days: int
+    reports_url: str
 
 
 def load_settings() -> Settings:
@@ -55,4 +56,7 @@ def load_settings() -> Settings:
         dask_worker_wait=number("DASK_WORKER_WAIT", 60.0, float, 1, 3600),
         # Per-run reports older than this many days go after each successful run (0: keep).
         reports_keep_days=number("REPORTS_KEEP_DAYS", 30, int, 0, MAX_KEEP_DAYS),
+        # Where people open the reports folder (the agent sets it: the front door's
+        # /reports/); each run's artifact links its report there. Empty: no link.
+        reports_url=url("REPORTS_URL", ""),
     )

@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import lru_cache
 from operator import attrgetter
 from typing import List
+from urllib.parse import quote
 
 import prefect
 import requests
@@ -228,15 +229,16 @@ def _timing(settings: Settings, pages: List[PageSummary]) -> str:
 
 
 def _summary_markdown(
-    name: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter, timing: str
+    name: str, link: str, rows: int, columns: int, by_nat: Counter, by_gender: Counter, timing: str
 ) -> str:
     def table(title: str, counts: Counter) -> str:
         lines = [f"| {title} | users |", "| --- | ---: |"]
         lines += [f"| {key} | {count} |" for key, count in sorted(counts.items())]
         return "\n".join(lines)
 
+    download = f"[Download {name}.csv]({link})\n\n" if link else ""
     return (
-        f"# Users report `{name}.csv`\n\n{rows} users, {columns} columns\n\n{timing}\n\n"
+        f"# Users report `{name}.csv`\n\n{download}{rows} users, {columns} columns\n\n{timing}\n\n"
         f"{table('nat', by_nat)}\n\n{table('gender', by_gender)}\n"
     )
 
@@ -273,8 +275,9 @@ def save_report(pages: List[PageSummary]) -> str:
     rows = sum(summary.rows for summary in pages)
     by_nat = sum((Counter(summary.by_nat) for summary in pages), Counter())
     by_gender = sum((Counter(summary.by_gender) for summary in pages), Counter())
+    link = f"{settings.reports_url}{quote(report.name)}" if settings.reports_url else ""
     markdown = _summary_markdown(
-        report.stem, rows, len(pages[0].columns), by_nat, by_gender, _timing(settings, pages)
+        report.stem, link, rows, len(pages[0].columns), by_nat, by_gender, _timing(settings, pages)
     )
     log(f"Dados salvos em report.csv com sucesso!\n{report}\n{markdown}")
     create_markdown_artifact(markdown)

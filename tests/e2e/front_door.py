@@ -3,6 +3,7 @@ run configs refused, the database out of a flow's reach, `make up PUBLIC=1`.
 """
 
 import base64
+import http.client
 import json
 import re
 import ssl
@@ -249,3 +250,36 @@ def team_access(stack: Stack) -> str:
     assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
     assert stack.run(run_id)["state"] == "Success"  # the API on its loopback port again
     return f"only {public} published; 401 without a login, UI login and API_TOKEN let in; remote agent's run Success"
+
+
+def reports_link(stack: Stack) -> str:
+    """A run's artifact links its report at the front door's /reports/; the link serves the
+    CSV, byte for byte; a path out of the folder, the stack's own files and a listing do not."""
+    run_id = stack.create_run({"n_users": 23})
+    assert stack.wait_for_runs([run_id])[run_id]["state"] == "Success", stack.explain(run_id)
+    task_runs = stack.graphql(
+        "query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { id } } }", {"id": run_id}
+    )["flow_run_by_pk"]["task_runs"]
+    (artifact,) = stack.graphql(
+        "query($ids: [uuid!]) { task_run_artifact(where: {task_run_id: {_in: $ids}}) { kind data } }",
+        {"ids": [task_run["id"] for task_run in task_runs]},
+    )["task_run_artifact"]
+    link = re.search(r"\[Download [^\]]+\]\((\S+)\)", artifact["data"]["markdown"])[1]
+    assert link.startswith(f"http://localhost:{stack.ui_port}/reports/users-report-"), link
+    with urllib.request.urlopen(link, timeout=10) as response:
+        served = response.read()
+    assert served == (stack.reports / link.rsplit("/", 1)[1]).read_bytes() and served.count(b"\n") == 24
+    refused = {}
+    for path in ("/reports/../.env", "/reports/%2e%2e/.env", "/reports/.users-api-budget.json", "/reports/"):
+        connection = http.client.HTTPConnection("localhost", stack.ui_port, timeout=10)
+        connection.request("GET", path)  # as written: no client cleans the path first
+        answer = connection.getresponse()
+        body = answer.read()
+        refused[path] = answer.status
+        assert answer.status in (403, 404) and b"POSTGRES_PASSWORD" not in body, (
+            path,
+            answer.status,
+            body[:200],
+        )
+        connection.close()
+    return f"{link.rsplit('/', 1)[1]} served from its artifact's link; refused: {refused}"

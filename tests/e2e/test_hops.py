@@ -39,6 +39,7 @@ from tests.e2e.front_door import (
     database_out_of_reach,
     foreign_image,
     front_door,
+    reports_link,
     run_configs_refused,
     team_access,
 )
@@ -71,6 +72,7 @@ HOPS = [
     ("two flow packages deployed; a run over its memory limit is killed, says why", flow_packages),
     ("only the proxy is published: foreign Origin, Host, forms refused", front_door),
     ("make smoke: first run claimed and checked", smoke),
+    ("a run's report from the link in its artifact, through the front door; ../.env refused", reports_link),
     ("a run from the UI's Run page with n_users=37", run_page),
     ("a 10-user run from the UI, idle agent: its wait in parts, next to its floor", run_wait),
     ("a Quick Run from the UI: the default 10 users", quick_run),

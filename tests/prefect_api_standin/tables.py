@@ -30,6 +30,7 @@ RELATIONS = {
     ("task_run", "flow_run"): Relation("flow_run", "flow_run_id", "id", many=False),
     ("task_run", "task"): Relation("task", "task_id", "id", many=False),
     ("task_run_state", "task_run"): Relation("task_run", "task_run_id", "id", many=False),
+    ("task_run_artifact", "task_run"): Relation("task_run", "task_run_id", "id", many=False),
     ("task", "flow"): Relation("flow", "flow_id", "id", many=False),
 }
 COMPARISONS = {

@@ -62,6 +62,7 @@ def test_a_runs_environment_has_its_flows_settings_and_secrets_and_the_agents_ow
     agent.env_vars["PAGE_SIZE"] = "agent's"  # as REPORTS_DIR: set by the agent for every run
     env = agent.populate_env_vars(made_up_run(), "users-report-flow:abc")
     assert env["PAGE_SIZE"] == "agent's" and env["REPORTS_DIR"] == "/reports"
+    assert env["REPORTS_URL"] == "http://localhost:8080/reports/"
     assert env["PREFECT__CONTEXT__SECRETS__TOKEN"] == "t" and "OTHER_FLOWS" not in env
 
 

@@ -34,3 +34,11 @@ def test_a_bad_value_is_one_line_naming_it(monkeypatch, name, value, line):
     with pytest.raises(SettingsError) as error:
         load_stack_settings()
     assert str(error.value) == line
+
+
+def test_reports_are_opened_beside_the_ui(monkeypatch):
+    monkeypatch.delenv("UI_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("UI_PORT", "9090")
+    assert load_stack_settings().reports_url == "http://localhost:9090/reports/"
+    monkeypatch.setenv("UI_PUBLIC_URL", "https://prefect.office.example:8443/")
+    assert load_stack_settings().reports_url == "https://prefect.office.example:8443/reports/"

@@ -67,3 +67,17 @@ def test_old_reports_and_leftovers_go_and_nothing_else(reports, monkeypatch):
         removed = tasks.remove_old_reports.run()
     assert sorted(removed) == sorted([names[0], names[1], ".staging-users-report-20250101T000000Z-cccccccc"])
     assert sorted(path.name for path in reports.iterdir()) == sorted(names[2:])
+
+
+def test_the_summary_links_the_report_where_people_open_it():
+    markdown = tasks._summary_markdown(
+        "users-report-x",
+        "http://localhost:8080/reports/users-report-x.csv",
+        3,
+        34,
+        {"BR": 3},
+        {"f": 3},
+        "Took 1 s.",
+    )
+    assert "[Download users-report-x.csv](http://localhost:8080/reports/users-report-x.csv)" in markdown
+    assert "Download" not in tasks._summary_markdown("x", "", 3, 34, {}, {}, "")
