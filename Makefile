@@ -105,8 +105,13 @@ smoke: $(READY) ## one ad-hoc run through the running stack, checked: make smoke
 	HOST_REPORTS_DIR="$(call setting,HOST_REPORTS_DIR,reports)" \
 	$(BIN)/python -m tests.programs.smoke --n-users "$(N_USERS)" --timeout "$(SMOKE_TIMEOUT)"
 
-# The virtual environment is made on first use and again when the requirements change.
+# The virtual environment is made on first use and again when the requirements change, with
+# a Python the pins have wheels for: numpy 1.24 (pandas 1.x, for prefect 0.15.9's dask) stops
+# at 3.11.
+PYTHON_VERSIONS := 3.9 to 3.11
 $(READY): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))' || { \
+	  echo "error: the tests need Python $(PYTHON_VERSIONS) (numpy 1.24, pinned for prefect 0.15.9, has no wheel for $$($(PYTHON) -V)): make test PYTHON=python3.11" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
