@@ -10,19 +10,11 @@ from pathlib import Path
 import yaml
 
 from flows.shared.settings import names_in_file
+from scripts.check import COMPOSE_FILES
 from stack.catalog import packages
 from stack.settings import load_stack_settings
 from tests.support import ROOT
 from tests.support.compose_config import agent_compose_config, compose_config, short_syntax
-
-COMPOSE_FILES = (
-    "docker-compose.yml",
-    "docker-compose.database.yml",
-    "docker-compose.external-database.yml",
-    "docker-compose.override.yml",
-    "docker-compose.public.yml",
-    "agent/docker-compose.yml",
-)
 
 
 def flow_settings(root: Path) -> set:
