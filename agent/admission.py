@@ -18,7 +18,7 @@ The server fills a run's run config from the run's own, else the flow group's, e
 flow's (PrefectHQ/server 0f74a9a api/runs.py 155-160): the agent sees the result only.
 """
 
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 from prefect.serialization.storage import StorageSchema
 
@@ -28,6 +28,16 @@ UI_LOG_LEVEL = "PREFECT__LOGGING__LEVEL"
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # Run config fields that say nothing about the container.
 INERT_FIELDS = {"type", "__version__", "labels"}
+
+
+class Deployed(NamedTuple):
+    """What the agent knows of one flow package from its own image: the flow it registers,
+    the project it goes into and its current version (the flow image's tag)."""
+
+    package: str
+    deployment: object  # stack.catalog.Deployment
+    flow_name: str
+    version: str
 
 
 def script_of(flow: dict) -> Optional[str]:
@@ -105,23 +115,31 @@ def run_config_refusal(run_config: Optional[dict], image: str) -> Optional[str]:
     return f"a run config that sets {'; '.join(changed)}" if changed else None
 
 
-def context_refusal(context: Optional[dict]) -> Optional[str]:
-    """A run's context overrides prefect.context in the flow run (secrets, config, logger)."""
-    if context:
-        return (
-            f"this agent does not start runs with a context ({', '.join(sorted(context))}): "
-            f"the stack's flows take inputs (parameters) only"
-        )
-    return None
-
-
-def run_refusal(flow_run, stored: dict, allowed_images, allowed_scripts, image: str) -> Optional[str]:
-    """Why a run must not be deployed, if so: its flow as registered, its context, and its
-    run config (as the agent got it) against what the server stored (`stored`: the run's
-    context and the run configs of the run, its flow and its flow group)."""
-    problem = flow_refusal(flow_run.flow, allowed_images, allowed_scripts) or context_refusal(
-        stored.get("context")
+def context_refusal(context) -> Optional[str]:
+    """A run's context overrides prefect.context in the flow run (secrets, config, logger):
+    none, or the UI's empty one, and nothing else of any JSON type."""
+    if context is None or context == {}:
+        return None
+    what = (
+        ", ".join(sorted(map(str, context)))
+        if isinstance(context, dict)
+        else f"a JSON {type(context).__name__}"
     )
+    return f"this agent does not start runs with a context ({what}): the stack's flows take inputs (parameters) only"
+
+
+def run_refusal(flow_run, stored: dict, allowed_images, deployed: dict, image: str) -> Optional[str]:
+    """Why a run must not be deployed, if so: its flow as registered and as its package
+    declares it (`deployed`: script -> Deployed), its context, and its run config (as the
+    agent got it) against what the server stored (`stored`: the run's context, its flow's
+    project and the run configs of the run, its flow and its flow group)."""
+    problem = flow_refusal(flow_run.flow, allowed_images, set(deployed))
+    if problem:
+        return problem
+    stored_flow = stored.get("flow") or {}
+    project = (stored_flow.get("project") or {}).get("name")
+    problem = identity_refusal(flow_run.flow, project, deployed[script_of(flow_run.flow)])
+    problem = problem or context_refusal(stored.get("context"))
     if problem:
         return problem
     setting = run_config_refusal(flow_run.run_config, image)
@@ -130,6 +148,26 @@ def run_refusal(flow_run, stored: dict, allowed_images, allowed_scripts, image: 
             f"this agent does not start {setting}, from {run_config_source(stored)}: "
             f"a run config may set only labels (and the UI's logging level)"
         )
+    return None
+
+
+def identity_refusal(flow: dict, project: Optional[str], deployed: Deployed) -> Optional[str]:
+    """A flow that loads one of our scripts must be that package's flow as `make register`
+    registers it: its name, its project, its storage naming that flow only, and its current
+    version. A copy registered under another name or project would escape the package's
+    limits and take its secrets; an older image tag would run code the stack replaced."""
+    storage = flow.get("storage") or {}
+    names = sorted((storage.get("flows") or {}).keys())
+    expected = (
+        f'flows/{deployed.package}/flows.py is "{deployed.flow_name}" in the project '
+        f'"{deployed.deployment.project}", version {deployed.version} (make register)'
+    )
+    if names != [deployed.flow_name] or flow.get("name") != deployed.flow_name:
+        return f'this agent does not start the flow "{flow.get("name")}" (its storage names {", ".join(names)}): {expected}'
+    if project != deployed.deployment.project:
+        return f'this agent does not start "{deployed.flow_name}" registered in the project "{project}": {expected}'
+    if storage.get("image_tag") != deployed.version:
+        return f'this agent does not start "{deployed.flow_name}" of the image tag {storage.get("image_tag")}: {expected}'
     return None
 
 

@@ -24,14 +24,15 @@ class RunningLimit:
     ) -> tuple:
         """(admitted, held): `key_of` a run's flow key (None: no limit applies), `limit_of`
         a key's MAX_RUNNING (0: none), `running_of` the ids of the server's Submitted and
-        Running runs of that run's flow."""
+        Running runs of that run's flow. A run counts the others only: one the server hands
+        back Running (a retry, or a state a person set) takes a place like any other."""
         admitted: List = []
         held: List = []
         started = Counter(self.deploying.values())
         for run in runs:
             key = key_of(run)
             limit = limit_of(key) if key else 0
-            if limit and len(running_of(run) - set(self.deploying)) + started[key] >= limit:
+            if limit and len(running_of(run) - set(self.deploying) - {run.id}) + started[key] >= limit:
                 held.append(run)
                 continue
             if key:

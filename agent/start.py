@@ -53,12 +53,12 @@ class RegisteredOnlyDockerAgent(DockerAgent):
     def __init__(self, allowed_images, flows, secrets_file, **kwargs):
         super().__init__(**kwargs)
         self.allowed_images = frozenset(allowed_images)
-        self.flows = flows  # script in the image -> (package name, Deployment)
+        self.flows = flows  # script in the image -> admission.Deployed
         self.secrets_file = secrets_file
         self.limit = RunningLimit()
 
-    def package_of(self, flow_run):
-        """The flow's package name and Deployment, by its script (admitted: one of ours)."""
+    def package_of(self, flow_run) -> admission.Deployed:
+        """What the flow's package declares, by its script (admitted: one of ours)."""
         return self.flows[admission.script_of(flow_run.flow)]
 
     def deploy_flow(self, flow_run) -> str:
@@ -74,17 +74,18 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         fields = {
             "context": True,
             "run_config": True,
-            "flow": {"run_config": True, "flow_group": {"run_config"}},
+            "flow": {"run_config": True, "flow_group": {"run_config"}, "project": {"name"}},
         }
         query = {"query": {with_args("flow_run_by_pk", {"id": flow_run.id}): fields}}
         stored = self.client.graphql(query).data.flow_run_by_pk
         problem = admission.run_refusal(
-            flow_run, stored, self.allowed_images, set(self.flows), get_flow_image(flow_run)
+            flow_run, stored, self.allowed_images, self.flows, get_flow_image(flow_run)
         )
         if problem:
             return problem
-        package, deployment = self.package_of(flow_run)
-        return per_flow.missing_secret(deployment, per_flow.read_secrets(self.secrets_file), package)
+        deployed = self.package_of(flow_run)
+        secrets = per_flow.read_secrets(self.secrets_file)
+        return per_flow.missing_secret(deployed.deployment, secrets, deployed.package)
 
     def _safe_write_run_log(self, flow_run, message, level) -> None:
         """Prefect's own raises when the API does not take the line, and `_deploy_flow_run`
@@ -98,12 +99,12 @@ class RegisteredOnlyDockerAgent(DockerAgent):
     def _get_run_config(self, flow_run, run_config_cls):
         """The run's run config (admitted: no host config of its own) with the flow's limits."""
         run_config = super()._get_run_config(flow_run, run_config_cls)
-        run_config.host_config = per_flow.host_config(self.package_of(flow_run)[1])
+        run_config.host_config = per_flow.host_config(self.package_of(flow_run).deployment)
         return run_config
 
     def populate_env_vars(self, flow_run, image, run_config=None) -> dict:
         env = super().populate_env_vars(flow_run, image, run_config=run_config)
-        deployment = self.package_of(flow_run)[1]
+        deployment = self.package_of(flow_run).deployment
         secrets = per_flow.read_secrets(self.secrets_file) if deployment.secrets else {}
         env.update(per_flow.flow_env(deployment, secrets))
         env.update(self.env_vars)  # the agent's own (REPORTS_DIR, the CA bundle) win over a flow's
@@ -114,20 +115,21 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         admitted, held = self.limit.admit(
             super()._get_flow_run_metadata(flow_run_ids),
             key_of=self.limited_script,
-            limit_of=lambda script: self.flows[script][1].max_running,
+            limit_of=lambda script: self.flows[script].deployment.max_running,
             running_of=self.running_ids,
         )
         for flow_run in held:
             if self.limit.first_wait(flow_run.id):
-                package, deployment = self.package_of(flow_run)
-                message = per_flow.waiting_message(flow_run.flow.name, package, deployment)
+                deployed = self.package_of(flow_run)
+                message = per_flow.waiting_message(flow_run.flow.name, deployed.package, deployed.deployment)
                 self._safe_write_run_log(flow_run, message, "INFO")
         return admitted
 
     def limited_script(self, flow_run) -> Optional[str]:
-        """The script of a Scheduled run of one of our flows: the key its limit counts by."""
+        """The script of a run of one of our flows, whatever its state (the server hands out
+        Running runs with a task run due too): the key its limit counts by."""
         script = admission.script_of(flow_run.flow)
-        return script if script in self.flows and flow_run.state == "Scheduled" else None
+        return script if script in self.flows else None
 
     def running_ids(self, flow_run) -> set:
         """The ids of the runs of this run's flow the server has as Submitted or Running."""
@@ -135,7 +137,7 @@ class RegisteredOnlyDockerAgent(DockerAgent):
             "state": {"_in": ["Submitted", "Running"]},
             "flow": {
                 "name": {"_eq": flow_run.flow.name},
-                "project": {"name": {"_eq": self.package_of(flow_run)[1].project}},
+                "project": {"name": {"_eq": self.package_of(flow_run).deployment.project}},
             },
         }
         runs = self.client.graphql({"query": {with_args("flow_run", {"where": where}): {"id"}}})
@@ -159,8 +161,8 @@ class RegisteredOnlyDockerAgent(DockerAgent):
         flow = self.client.graphql(
             {"query": {with_args("flow_by_pk", {"id": flow_id}): {"storage"}}}
         ).data.flow_by_pk
-        package, deployment = self.flows[admission.script_of(flow)]
-        message = per_flow.out_of_memory_message(package, deployment)
+        deployed = self.flows[admission.script_of(flow)]
+        message = per_flow.out_of_memory_message(deployed.package, deployed.deployment)
         self.logger.warning(f"Flow run {run_id}: {message}")
         self.client.write_run_logs(
             [{"flow_run_id": run_id, "name": self.name, "message": message, "level": "ERROR"}]
@@ -175,8 +177,11 @@ def build_agent(settings: StackSettings, catalog=None) -> DockerAgent:
             f"reports land (`make up` sets it to ./reports); got {settings.host_reports_dir!r}"
         )
     try:
+        # Each package's flow as register.py registers it, from this same image.
         flows = {
-            package.script_in_image: (package.name, package.deployment(settings))
+            package.script_in_image: admission.Deployed(
+                package.name, package.deployment(settings), package.load_flow().name, package.version()
+            )
             for package in (packages() if catalog is None else catalog)
         }
         per_flow.read_secrets(settings.secrets_file)

@@ -25,9 +25,10 @@ def current_flow(standin):
     return flow
 
 
-def register_changed(standin, env, change):
+def register_changed(standin, env, change, project="Data office"):
     """Our flow as register.py deploys it, changed by `change(flow)`, registered as a new
-    version through Prefect's own Client, as anyone reaching the API could."""
+    version (or, in another `project`, a copy) through Prefect's own Client, as anyone
+    reaching the API could; returns the id of what it registered."""
     register(env)
     import register as registration
     from stack.catalog import FlowPackage
@@ -35,8 +36,11 @@ def register_changed(standin, env, change):
 
     with mock.patch.dict(os.environ, env), client(standin):
         flow, _ = registration.deployment(FlowPackage("users_report"), load_stack_settings())
+        flow = flow.copy()  # the module's own flow stays as it is for the tests after this one
         change(flow)
-        prefect.Client().register(flow, project_name="Data office", build=False, no_url=True)
+        if project != "Data office":
+            prefect.Client().create_project(project_name=project)
+        return prefect.Client().register(flow, project_name=project, build=False, no_url=True)
 
 
 def start_run(standin, **run):
@@ -189,6 +193,64 @@ def test_a_flow_registered_otherwise_is_refused(change, message, standin, stack_
     register_changed(standin, stack_env, change)
     run_id = start_run(standin)
 
+    assert_refused(standin, stack_env, run_id, message)
+
+
+def older_image(flow):
+    flow.storage.image_tag = "0123456789ab"
+
+
+def copied_as_housekeeping(flow):
+    """A copy named as the housekeeping flow, with both scripts: it would run three at once
+    with the Users report's environment, memory limit and secrets."""
+    flow.name = "Server housekeeping"
+    flow.storage.flows = {"Server housekeeping": HOUSEKEEPING_SCRIPT, "Users report": USERS_REPORT_SCRIPT}
+
+
+HOUSEKEEPING_SCRIPT = "/app/flows/server_housekeeping/flows.py"
+USERS_REPORT_SCRIPT = "/app/flows/users_report/flows.py"
+
+
+def expected(package, name):
+    from stack.catalog import FlowPackage
+
+    version = FlowPackage(package).version()
+    return f'flows/{package}/flows.py is "{name}" in the project "Data office", version {version} (make register)'
+
+
+@pytest.mark.parametrize(
+    "change, refused",
+    [
+        (
+            older_image,
+            lambda: (
+                f'"Users report" of the image tag 0123456789ab: {expected("users_report", "Users report")}'
+            ),
+        ),
+        (
+            copied_as_housekeeping,
+            lambda: (
+                'the flow "Server housekeeping" (its storage names Server housekeeping, Users report): '
+                + expected("server_housekeeping", "Server housekeeping")
+            ),
+        ),
+    ],
+)
+def test_an_older_version_or_a_copy_under_another_name_is_refused(change, refused, standin, stack_env):
+    flow_id = register_changed(standin, stack_env, change)
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=flow_id)
+
+    assert_refused(standin, stack_env, run_id, f"this agent does not start {refused()}")
+
+
+def test_a_copy_in_another_project_is_refused(standin, stack_env):
+    """It would escape the original's MAX_RUNNING, which counts runs in the package's project."""
+    copy_id = register_changed(standin, stack_env, lambda flow: None, project="Elsewhere")
+    with client(standin):
+        run_id = prefect.Client().create_flow_run(flow_id=copy_id)
+
+    message = f'this agent does not start "Users report" registered in the project "Elsewhere": {expected("users_report", "Users report")}'
     assert_refused(standin, stack_env, run_id, message)
 
 

@@ -64,12 +64,17 @@ def main(mode: str, polls: str = "3") -> None:
     ):
         agent = build_agent(load_stack_settings())
         if mode == "deploy":
-            registered = json.load(sys.stdin)["serialized_flow"]
+            entry = json.load(sys.stdin)
+            registered = entry["serialized_flow"]
             # No API here: the agent's own look-up of the run answers as the server would.
             stored = {
                 "context": {},
                 "run_config": registered["run_config"],
-                "flow": {"run_config": registered["run_config"], "flow_group": {"run_config": None}},
+                "flow": {
+                    "run_config": registered["run_config"],
+                    "flow_group": {"run_config": None},
+                    "project": {"name": entry["project"]},
+                },
             }
             ask_api = agent.client.graphql
 

@@ -92,6 +92,15 @@ def test_a_context_is_refused_naming_its_keys():
     assert "a context (config, secrets)" in admission.context_refusal({"secrets": {}, "config": 1})
 
 
+@pytest.mark.parametrize(
+    "context, what", [([1, "a"], "list"), ("x", "str"), (0, "int"), (False, "bool"), ([], "list")]
+)
+def test_a_context_of_any_other_json_type_gets_the_refusal_line(context, what):
+    assert admission.context_refusal(context) == (
+        f"this agent does not start runs with a context (a JSON {what}): the stack's flows take inputs (parameters) only"
+    )
+
+
 def test_the_source_of_a_run_config_is_named_as_the_server_chose_it():
     group = {"type": "DockerRun", "env": {"A": "1"}}
     flow = {"run_config": {"type": "DockerRun"}, "flow_group": {"run_config": group}}
@@ -101,15 +110,51 @@ def test_the_source_of_a_run_config_is_named_as_the_server_chose_it():
     assert "run's own" in admission.run_config_source({"run_config": {"type": "x"}, "flow": flow})
 
 
-def test_run_refusal_checks_the_flow_then_the_context_then_the_run_config():
-    def run(flow_storage, run_config=None):
-        return SimpleNamespace(flow={"storage": flow_storage}, run_config=run_config)
+DEPLOYED = {
+    SCRIPT: admission.Deployed(
+        "users_report", SimpleNamespace(project="Data office"), "Users report", "abc123"
+    )
+}
+STORED = {
+    "context": None,
+    "run_config": None,
+    "flow": {"run_config": None, "flow_group": {}, "project": {"name": "Data office"}},
+}
+IMAGE = "users-report-flow:abc123"
+EXPECTED = 'flows/users_report/flows.py is "Users report" in the project "Data office", version abc123 (make register)'
 
-    args = ({"users-report-flow"}, {SCRIPT}, "users-report-flow:abc123")
-    stored = {"context": None, "run_config": None, "flow": {"run_config": None, "flow_group": {}}}
-    assert admission.run_refusal(run(storage()), stored, *args) is None
-    assert "GitHub" in admission.run_refusal(run({"type": "GitHub"}), {**stored, "context": {"a": 1}}, *args)
-    assert "a context (a)" in admission.run_refusal(run(storage()), {**stored, "context": {"a": 1}}, *args)
+
+def run_of(flow_storage, run_config=None, name="Users report"):
+    return SimpleNamespace(flow={"name": name, "storage": flow_storage}, run_config=run_config)
+
+
+def test_run_refusal_checks_the_flow_then_the_context_then_the_run_config():
+    args = ({"users-report-flow"}, DEPLOYED, IMAGE)
+    assert admission.run_refusal(run_of(storage()), STORED, *args) is None
+    assert "GitHub" in admission.run_refusal(
+        run_of({"type": "GitHub"}), {**STORED, "context": {"a": 1}}, *args
+    )
+    assert "a context (a)" in admission.run_refusal(run_of(storage()), {**STORED, "context": {"a": 1}}, *args)
     bad = {"type": "DockerRun", "env": {"X": "1"}}
-    problem = admission.run_refusal(run(storage(), bad), {**stored, "run_config": bad}, *args)
+    problem = admission.run_refusal(run_of(storage(), bad), {**STORED, "run_config": bad}, *args)
     assert problem.startswith("this agent does not start a run config that sets env (X), from the run's own")
+
+
+@pytest.mark.parametrize(
+    "run, project, said",
+    [
+        (run_of(storage(), name="Server housekeeping"), "Data office",
+         'the flow "Server housekeeping" (its storage names Users report)'),
+        (run_of(storage(flows={"Users report": SCRIPT, "Server housekeeping": SCRIPT}), name="Users report"),
+         "Data office", 'the flow "Users report" (its storage names Server housekeeping, Users report)'),
+        (run_of(storage(flows={"Server housekeeping": SCRIPT}), name="Server housekeeping"), "Data office",
+         'the flow "Server housekeeping" (its storage names Server housekeeping)'),
+        (run_of(storage()), "Elsewhere", '"Users report" registered in the project "Elsewhere"'),
+        (run_of(storage(image_tag="0ld7a9")), "Data office", '"Users report" of the image tag 0ld7a9'),
+    ],
+)  # fmt: skip
+def test_a_copy_another_project_or_an_older_version_of_our_flow_is_refused(run, project, said):
+    stored = {**STORED, "flow": {**STORED["flow"], "project": {"name": project}}}
+    assert admission.run_refusal(run, stored, {"users-report-flow"}, DEPLOYED, IMAGE) == (
+        f"this agent does not start {said}: {EXPECTED}"
+    )

@@ -60,3 +60,13 @@ def test_a_held_run_is_told_why_once():
     assert limit.first_wait("r1") is True
     assert limit.first_wait("r1") is False
     assert limit.first_wait("r2") is True
+
+
+def test_a_run_handed_back_running_takes_a_place_and_does_not_count_itself():
+    """Three runs set Running by hand, each with a task run due: MAX_RUNNING=1 deploys one."""
+    limit = RunningLimit()
+    set_running = {"r1", "r2", "r3"}
+    admitted, held = admit(limit, runs("r1", "r2", "r3"), {"a": 1}, running=set_running)
+    assert admitted == [] and len(held) == 3  # each counts the other two
+    admitted, _ = admit(RunningLimit(), runs("r1"), {"a": 1}, running={"r1"})
+    assert [run.id for run in admitted] == ["r1"]  # alone, its own state takes no place

@@ -9,6 +9,7 @@ from prefect.agent.docker import DockerAgent
 from prefect.utilities.graphql import GraphQLResult
 
 from agent import start
+from agent.admission import Deployed
 from stack.catalog import checked, defaults
 from stack.settings import load_stack_settings
 from tests.support.agent_probe import FakeDockerClient
@@ -28,7 +29,8 @@ def deployment(**declared):
 def agent(tmp_path):
     secrets = tmp_path / "secrets.env"
     secrets.write_text("TOKEN=t\n")
-    catalog = {SCRIPT: ("users_report", deployment(ENV=("PAGE_SIZE",), SECRETS=("TOKEN",), MAX_RUNNING=1))}
+    declared = deployment(ENV=("PAGE_SIZE",), SECRETS=("TOKEN",), MAX_RUNNING=1)
+    catalog = {SCRIPT: Deployed("users_report", declared, "Users report", "abc")}
     with mock.patch.object(DockerAgent, "_get_docker_client", lambda agent: FakeDockerClient()):
         built = start.build_agent(settings(secrets_file=str(secrets)), catalog=[])
     built.flows = catalog
@@ -71,7 +73,7 @@ def test_a_refused_run_raises_its_line_and_reaches_no_container(agent):
     stored = {
         "context": None,
         "run_config": bad,
-        "flow": {"run_config": None, "flow_group": {"run_config": None}},
+        "flow": {"run_config": None, "flow_group": {"run_config": None}, "project": {"name": "Data office"}},
     }
     answer = GraphQLResult({"data": {"flow_run_by_pk": stored}})
     docker = FakeDockerClient()
@@ -84,9 +86,9 @@ def test_a_refused_run_raises_its_line_and_reaches_no_container(agent):
     assert not [call for call in docker.calls if call[0] == "create_container"]
 
 
-def test_the_running_limit_counts_scheduled_runs_of_our_flows_only(agent):
+def test_the_running_limit_counts_runs_of_our_flows_in_any_state(agent):
     assert agent.limited_script(made_up_run()) == SCRIPT
-    assert agent.limited_script(made_up_run(state="Running")) is None
+    assert agent.limited_script(made_up_run(state="Running")) == SCRIPT
     stranger = made_up_run()
     stranger.flow.storage["flows"] = {"x": "/elsewhere.py"}
     assert agent.limited_script(stranger) is None
