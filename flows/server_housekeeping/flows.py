@@ -2,6 +2,10 @@
 stuck or late. Daily (schedules.py), one run at a time (deployment.py), it deletes the runs
 that ended more than `keep_days` ago, ends stuck runs as Failed, and fails naming late ones."""
 
+import tempfile
+from pathlib import Path
+
+import prefect
 from prefect import Flow, Parameter
 
 from flows.server_housekeeping.tasks import (
@@ -14,8 +18,17 @@ from flows.server_housekeeping.tasks import (
     record,
 )
 from flows.shared.failures import say_why
+from flows.shared.results import RunFolderResult
 
-with Flow("Server housekeeping", state_handlers=[say_why]) as flow:
+
+def results_folder() -> Path:
+    """The run's results, in its own container: a result named anywhere else is not read."""
+    return Path(tempfile.gettempdir()) / "housekeeping-results" / prefect.context.get("flow_run_id", "local")
+
+
+with Flow(
+    "Server housekeeping", state_handlers=[say_why], result=RunFolderResult(folder=results_folder)
+) as flow:
     # Days an ended run is kept; empty: SERVER_KEEP_DAYS (30), read when the run starts.
     keep_days = Parameter("keep_days", default=None)
     days = days_to_keep(keep_days)

@@ -1,12 +1,13 @@
 """The "Users report" flow: download random users, parse them, save them as a CSV report."""
 
 from contextlib import contextmanager
+from pathlib import Path
 
 from prefect import Flow, Parameter
-from prefect.engine.results import LocalResult
 from prefect.executors import DaskExecutor, Executor, LocalDaskExecutor
 
 from flows.shared.failures import say_why
+from flows.shared.results import RunFolderResult
 from flows.users_report.settings import load_settings
 from flows.users_report.tasks import (
     download_data,
@@ -19,18 +20,17 @@ from flows.users_report.tasks import (
 from flows.users_report.utils import staging_dir
 
 
-def result_location(task_full_name: str, **_context) -> str:
+def results_folder() -> Path:
     """Where a task run on a server keeps its result: in the run's staging folder. A run whose
     container died goes on in a new container (a retry, or lazarus), which reads there what
-    the finished tasks returned; Prefect keeps results only in memory otherwise. Absolute, so
-    the result's own folder (Prefect's home, never made: validate_dir) plays no part."""
-    return str(staging_dir(load_settings().reports_dir).resolve() / "results" / f"{task_full_name}.prefect")
+    the finished tasks returned; Prefect keeps results only in memory otherwise."""
+    return staging_dir(load_settings().reports_dir) / "results"
 
 
 with Flow(
     "Users report",
     state_handlers=[say_why],
-    result=LocalResult(validate_dir=False, location=result_location),
+    result=RunFolderResult(folder=results_folder),
 ) as flow:
     n_users = Parameter("n_users", default=10)
     pages = plan_pages(n_users)

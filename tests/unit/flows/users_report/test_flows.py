@@ -14,7 +14,7 @@ def test_the_flow_is_the_tutorials_with_its_parameter_and_report_as_reference():
 def test_results_are_kept_in_the_runs_own_staging_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("REPORTS_DIR", str(tmp_path))
     with prefect.context(scheduled_start_time=pendulum.datetime(2026, 1, 2), flow_run_id="abcdef12-0000"):
-        location = flows.result_location("download_data[3]")
+        location = flows.flow.result.location_in_folder("download_data[3]")
     assert location == str(
         tmp_path / ".staging-users-report-20260102T000000Z-abcdef12" / "results" / "download_data[3].prefect"
     )
