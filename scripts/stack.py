@@ -177,24 +177,43 @@ def checked() -> None:
 IMAGE_SETTINGS = ("BASE_IMAGE", "PROXY_IMAGE")
 
 
-def images_to_pull(compose: list) -> List[str]:
+def images_named(config: str) -> List[tuple]:
+    """(image, platform or None) of each service of `compose config`'s YAML, and the base
+    image its builds start from; the server's images ask for linux/amd64 (docs/troubleshooting.md)."""
+    images, platforms, service = {}, {}, None
+    for line in config.splitlines():
+        if re.match(r"^  \S[^:]*:\s*$", line):
+            service = line.strip()[:-1]
+        elif re.match(r"^    (image|platform): ", line):
+            key, value = line.strip().split(": ", 1)
+            (images if key == "image" else platforms)[service] = value.strip("'\"")
+        elif re.match(r"^\s+BASE_IMAGE: ", line):
+            images[f"{service} build"] = line.split(": ", 1)[1].strip().strip("'\"")
+    return sorted({(image, platforms.get(service)) for service, image in images.items()}, key=str)
+
+
+def images_to_pull(compose: list) -> List[tuple]:
     """The images the stack runs or builds on that this Docker engine does not have (the
-    project image is built here, never pulled)."""
+    project image is built here, never pulled), each with its platform."""
     config = subprocess.run([*compose, "config"], capture_output=True, text=True).stdout
-    named = set(re.findall(r"^\s+(?:image|BASE_IMAGE): ['\"]?([^'\"\s]+)", config, re.M))
-    named.discard(dotenv.get("PROJECT_IMAGE"))
-    return sorted(
-        image
-        for image in named
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0
-    )
+    project = dotenv.get("PROJECT_IMAGE")
+    return [
+        (image, platform)
+        for image, platform in images_named(config)
+        if image != project
+        and subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0
+    ]
 
 
 def pull_missing(compose: list) -> None:
     """Pulls what is missing before anything is built, so that a pull that cannot happen is
     one line saying what to do, with Docker's own words after it."""
-    for image in images_to_pull(compose):
-        pulled = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+    for image, platform in images_to_pull(compose):
+        pulled = subprocess.run(
+            ["docker", "pull", *(["--platform", platform] if platform else []), image],
+            capture_output=True,
+            text=True,
+        )
         if pulled.returncode != 0:
             chosen = next((name for name in IMAGE_SETTINGS if dotenv.get(name) == image), None)
             which = f"{chosen} chooses it" if chosen else "the stack's compose files pin it"

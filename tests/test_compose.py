@@ -304,3 +304,25 @@ def test_the_hosted_ci_workflow_runs_ci_on_the_real_images():
     run = job["steps"][-1]
     assert job["steps"][0]["uses"].startswith("actions/checkout@")
     assert run["env"] == {"E2E_IMAGES": "upstream"} and run["run"].endswith("bash .ci/run")
+
+
+def test_make_up_pulls_the_images_compose_names_each_for_its_platform(compose_version):
+    """scripts/stack.py reads `compose config` as text (it runs before any package is
+    installed): the same images and platforms as the resolved files, under v2 and v1."""
+    from scripts.stack import images_named
+    from tests.support.compose_config import NO_ENV_FILE
+
+    files = [
+        arg
+        for name in ("docker-compose.yml", "docker-compose.database.yml")
+        for arg in ("-f", str(ROOT / name))
+    ]
+    text = docker_compose(
+        compose_version, *files, "--env-file", str(NO_ENV_FILE), "config",
+        env={**SECRETS, "HOST_REPORTS_DIR": HOST_REPORTS, "STACK_ENV_FILE": str(NO_ENV_FILE)},
+    ).stdout  # fmt: skip
+    config = yaml.safe_load(text)
+    expected = {(service["image"], service.get("platform")) for service in config["services"].values()}
+    expected.add((config["services"]["agent"]["build"]["args"]["BASE_IMAGE"], None))
+    assert set(images_named(text)) == expected
+    assert ("hasura/graphql-engine:v1.3.3", "linux/amd64") in expected

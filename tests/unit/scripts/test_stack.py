@@ -135,7 +135,8 @@ def test_too_slow_names_the_services_still_waited_for(monkeypatch):
         start_with(monkeypatch, fake, seconds=0).run()
 
 
-V2_CONFIG = """services:
+V2_CONFIG = """name: stack
+services:
   agent:
     build:
       args:
@@ -143,9 +144,27 @@ V2_CONFIG = """services:
     image: users-report:latest
   hasura:
     image: hasura/graphql-engine:v1.3.3
+    networks:
+      prefect-db: null
+    platform: linux/amd64
   proxy:
     image: "caddy:2"
+networks:
+  prefect-db:
+    internal: true
+x-dask:
+  env_file: .env
+  image: users-report:latest
 """
+
+
+def test_the_images_named_are_each_services_with_its_platform_and_the_builds_base():
+    assert stack.images_named(V2_CONFIG) == [
+        ("caddy:2", None),
+        ("hasura/graphql-engine:v1.3.3", "linux/amd64"),
+        ("python:3.9-slim", None),
+        ("users-report:latest", None),
+    ]
 
 
 def test_the_images_to_pull_are_those_named_and_missing_but_the_project_image(monkeypatch):
@@ -158,14 +177,19 @@ def test_the_images_to_pull_are_those_named_and_missing_but_the_project_image(mo
 
     monkeypatch.setattr(stack.subprocess, "run", run)
     monkeypatch.delenv("PROJECT_IMAGE", raising=False)
-    assert stack.images_to_pull(["compose"]) == ["hasura/graphql-engine:v1.3.3", "python:3.9-slim"]
+    assert stack.images_to_pull(["compose"]) == [
+        ("hasura/graphql-engine:v1.3.3", "linux/amd64"),
+        ("python:3.9-slim", None),
+    ]
 
 
 def test_a_pull_that_cannot_happen_names_the_image_its_setting_and_what_to_do(monkeypatch):
-    monkeypatch.setattr(stack, "images_to_pull", lambda compose: ["python:3.9-slim"])
+    monkeypatch.setattr(stack, "images_to_pull", lambda compose: [("python:3.9-slim", None)])
     monkeypatch.delenv("BASE_IMAGE", raising=False)
+    asked = []
 
     def run(argv, **kwargs):
+        asked.append(argv)
         return subprocess.CompletedProcess(
             argv, 1, stderr="Error response from daemon: lookup registry-1.docker.io: no such host\n"
         )
@@ -179,3 +203,19 @@ def test_a_pull_that_cannot_happen_names_the_image_its_setting_and_what_to_do(mo
     )
     assert "registry-mirrors" in first and first.endswith("docs/troubleshooting.md#no-pull. Docker said:")
     assert docker == ["Error response from daemon: lookup registry-1.docker.io: no such host"]
+    assert asked == [["docker", "pull", "python:3.9-slim"]]
+
+
+def test_an_amd64_only_image_is_pulled_for_its_platform(monkeypatch):
+    """hasura v1.3.3 has no arm64 image: on Apple Silicon a plain pull would fail."""
+    monkeypatch.setattr(
+        stack, "images_to_pull", lambda compose: [("hasura/graphql-engine:v1.3.3", "linux/amd64")]
+    )
+    asked = []
+    monkeypatch.setattr(
+        stack.subprocess,
+        "run",
+        lambda argv, **kwargs: asked.append(argv) or subprocess.CompletedProcess(argv, 0),
+    )
+    stack.pull_missing(["compose"])
+    assert asked == [["docker", "pull", "--platform", "linux/amd64", "hasura/graphql-engine:v1.3.3"]]
