@@ -2,8 +2,9 @@
 
 Each measurement runs in a fresh process; its wall time counts the run itself (not
 Python's start-up and imports, which do not grow with the users asked for), its peak
-RSS the whole process; the million and its floor run in turn, five pairs, and the ratio is
-the median of the pairs' (with its spread), as the floor moves with the machine. Goals: project ≤ 1.15× a naive one-request script at 5,000 users;
+RSS the whole process; the million and its floor run in turn, five pairs, and their ratio is
+the median of the pairs' (with its spread): the floor moves with the machine. Goals: project
+≤ 1.15× a naive one-request script at 5,000 users;
 time per user growing by at most 10% from 100,000 to 1,000,000 users, peak RSS < 400 MiB;
 pages downloaded concurrently ≥ 3× faster than one by one at 50 ms per request; against
 an API with a limit (scaled down from 20,000 users per 5 min), ≥ 90% of the fastest pace
