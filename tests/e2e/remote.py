@@ -30,7 +30,7 @@ def edit_flow_line(stack: Stack, mark: str) -> None:
 
 
 # What each command of `make register`'s recipe is, by a word of it.
-RECIPE_STEPS = ("check", "build", "run")
+RECIPE_STEPS = ("check", "build", "up", "run")
 
 
 def code_change(stack: Stack) -> str:
@@ -64,7 +64,7 @@ def code_change(stack: Stack) -> str:
     assert any(f"com sucesso! ({mark})" in message for message in logs), stack.explain(run_id)
 
     floor = docker_build_floor(stack, mark)
-    # The recipe's commands: make check, compose build, then compose run of the register step.
+    # The recipe's commands: make check, compose build, the agent up on it, the register step.
     parts = ", ".join(
         f"{next(word for word in command.split() if word in RECIPE_STEPS)} {seconds:.1f} s"
         for command, seconds in zip(commands, took)
