@@ -31,12 +31,11 @@ def port(name: str) -> None:
 
 
 # What only Compose and make read (docker-compose*.yml, the Makefile), checked by the same
-# readers the Python code uses; the defaults are .env.example's.
+# readers the Python code uses; the defaults are .env.example's. (UI_PORT and UI_PUBLIC_URL
+# are stack/settings.py's own.)
 COMPOSE_READ: Dict[str, Callable[[str], None]] = {
-    **{name: port for name in ("UI_PORT", "APOLLO_PORT", "PUBLIC_PORT", "POSTGRES_PORT")},
-    **{
-        name: lambda name: url(name, "") for name in ("UI_PUBLIC_URL", "APOLLO_PUBLIC_URL", "PREFECT_API_URL")
-    },
+    **{name: port for name in ("APOLLO_PORT", "PUBLIC_PORT", "POSTGRES_PORT")},
+    **{name: lambda name: url(name, "") for name in ("APOLLO_PUBLIC_URL", "PREFECT_API_URL")},
     "DASK_WORKERS": lambda name: number(name, 2, int, 1, 64),
     "START_SECONDS": lambda name: number(name, 900, int, 1, 86_400),
     "START_RESTARTS": lambda name: number(name, 3, int, 1, 100),
