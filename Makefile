@@ -54,13 +54,13 @@ clean: ## stop the stack and delete its database volume (an external database is
 	else echo "Removed the Postgres volume: registrations, runs and logs are gone. Reports on the host are kept."; fi
 
 # The agent goes onto the new image before anything is registered: it admits a flow's runs
-# only at the version its own image has (agent/admission.py), and Compose v1's `run` does
-# not recreate a running dependency.
+# only at the version its own image has (agent/admission.py). Registering runs in its
+# container, which has the new code, the engine and the server: no container of its own.
 register: .env ## rebuild the image, register the changed flows (FLOW=<folder>: only that one)
 	@$(STACK) check
 	$(COMPOSE) build
 	$(COMPOSE) up -d --no-deps agent
-	$(COMPOSE) run --rm register python register.py $(if $(FLOW),--flow "$(FLOW)")
+	$(COMPOSE) exec -T agent python register.py $(if $(FLOW),--flow "$(FLOW)")
 
 # An agent alone, on a host other than the server's: its own compose project and network;
 # with certs/ca.crt (`make ca` on the server), trusting the server's proxy too.

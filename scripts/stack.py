@@ -60,15 +60,13 @@ def requested_modes(environ) -> list:
 
 
 def from_inspect(inspected: list) -> List[Container]:
-    """The stack's long-running containers in `docker inspect`'s JSON (the one-shot register
-    step left out)."""
+    """The stack's containers in `docker inspect`'s JSON."""
     found = []
     for item in inspected:
         service = item["Config"]["Labels"].get("com.docker.compose.service", "")
-        if service != "register":
-            state = item["State"]
-            health = (state.get("Health") or {}).get("Status", "none")
-            found.append(Container(item["Id"], service, item["RestartCount"], state["Status"], health))
+        state = item["State"]
+        health = (state.get("Health") or {}).get("Status", "none")
+        found.append(Container(item["Id"], service, item["RestartCount"], state["Status"], health))
     return found
 
 
@@ -137,7 +135,7 @@ class Start:
         raise StackError(message)
 
     def run(self) -> None:
-        self.up = subprocess.Popen([*self.compose, "up", "-d", "--scale", "register=0"])
+        self.up = subprocess.Popen([*self.compose, "up", "-d"])
         while self.up.poll() is None:
             self.check(strict=False)
             time.sleep(1)
@@ -240,7 +238,7 @@ def up(compose: list) -> None:
         removed = subprocess.run([*compose, "rm", "--stop", "--force", *off], capture_output=True, text=True)
         if removed.returncode != 0:
             raise StackError(f"could not remove {', '.join(off)}: {removed.stderr.strip()}")
-    run([*compose, "run", "--rm", "register"])
+    run([*compose, "exec", "-T", "agent", "python", "register.py"])
     ui = dotenv.get("UI_PUBLIC_URL", f"http://localhost:{dotenv.get('UI_PORT')}")
     print(f'\nPrefect UI:  {ui}  (flow "Users report", project "{dotenv.get("PREFECT_PROJECT")}")')
     print(f"Reports:     {dotenv.get('HOST_REPORTS_DIR')}")

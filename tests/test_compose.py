@@ -53,7 +53,6 @@ def template_config(tmp_path_factory, compose_version):
 def test_server_services_use_the_images_of_prefects_own_template(config, template_config):
     assert set(config["services"]) == SERVER_SERVICES | {
         "agent",
-        "register",
         "users-api",
         "dask-scheduler",
         "dask-worker",
@@ -211,16 +210,11 @@ def test_postgres_keeps_its_data_in_a_named_volume(config):
 
 def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependencies(config):
     for name, service in config["services"].items():
-        if name != "register":
-            assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
-            assert service["restart"] == "unless-stopped", name
-            for dependency in service.get("depends_on", {}).values():
-                assert dependency == {"condition": "service_healthy"}, name
-    # The one-shot step waits for the API through the agent's own dependency, not for the
-    # agent's health: `make register` recreates the agent.
-    assert config["services"]["register"]["depends_on"] == {"agent": {"condition": "service_started"}}
+        assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
+        assert service["restart"] == "unless-stopped", name
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency == {"condition": "service_healthy"}, name
     assert config["services"]["agent"]["depends_on"] == {"apollo": {"condition": "service_healthy"}}
-    assert config["services"]["register"]["restart"] == "no"
 
 
 def test_secrets_come_from_env_and_a_missing_one_is_refused(config, compose_version):

@@ -84,13 +84,11 @@ def test_no_compose_file_lists_a_flows_settings():
     assert listed == {"DOWNLOAD_WORKERS"}  # the Dask workers' threads, one per download
 
 
-def test_the_flows_settings_in_env_reach_the_agent_register_dask_workers_and_a_remote_agent(
-    compose_version, tmp_path
-):
+def test_the_flows_settings_in_env_reach_the_agent_dask_workers_and_a_remote_agent(compose_version, tmp_path):
     env_file = tmp_path / "stack.env"
     env_file.write_text("# a comment\nPAGE_SIZE=700\nLATE_MINUTES=5\nHTTP_RETRIES=\n")
     services = compose_config(compose_version, STACK_ENV_FILE=str(env_file))["services"]
-    for name in ("agent", "register", "dask-worker"):
+    for name in ("agent", "dask-worker"):
         environment = services[name]["environment"]
         assert environment["PAGE_SIZE"] == "700" and environment["LATE_MINUTES"] == "5", name
         assert environment["HTTP_RETRIES"] in ("", None), name  # empty: the reader's default

@@ -47,7 +47,7 @@ def service_env(config: dict, service: str) -> dict:
 
 @pytest.fixture(scope="module")
 def registered(config):
-    result = dry_run(service_env(config, "register"))
+    result = dry_run(service_env(config, "agent"))
     assert result.returncode == 0, result.stderr
     return users_report_entry(result.stdout)
 
@@ -98,7 +98,7 @@ def test_schedule_runs_daily_at_six_in_sao_paulo_with_ten_users(registered):
 
 def test_schedule_and_registry_follow_the_settings(config):
     env = {
-        **service_env(config, "register"),
+        **service_env(config, "agent"),
         "SCHEDULE_CRON": "*/15 8-17 * * 1-5",
         "SCHEDULE_TZ": "Europe/Lisbon",
         "SCHEDULE_N_USERS": "250",
@@ -119,7 +119,7 @@ def test_schedule_and_registry_follow_the_settings(config):
 
 
 def test_registration_is_the_same_each_time(config, registered):
-    again = dry_run(service_env(config, "register"))
+    again = dry_run(service_env(config, "agent"))
     assert users_report_entry(again.stdout)["serialized_flow"] == registered["serialized_flow"]
 
 
@@ -151,7 +151,7 @@ def test_the_flow_image_tag_follows_the_flows_code_not_the_demo_users_api(tmp_pa
     ],
 )
 def test_bad_deployment_settings_fail_with_one_line(config, name, value, message):
-    result = dry_run({**service_env(config, "register"), name: value})
+    result = dry_run({**service_env(config, "agent"), name: value})
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
@@ -160,11 +160,11 @@ def test_bad_deployment_settings_fail_with_one_line(config, name, value, message
 def test_each_flows_image_is_the_project_image_named_by_its_version_and_runs_as_app(config, monkeypatch):
     """Docker storage names the flow's image; register.py tags the project image so (no second
     build). That image's own user is app, so flow runs are never root; the agent and the
-    register step, which drive the Docker engine, are root by the compose file."""
+    register step in its container, which drive the Docker engine, are root by the compose file."""
     import register
     from stack.settings import load_stack_settings
 
-    for name, value in service_env(config, "register").items():
+    for name, value in service_env(config, "agent").items():
         monkeypatch.setenv(name, value)
     package = FlowPackage("users_report")
     flow, _ = register.deployment(package, load_stack_settings())
@@ -174,12 +174,8 @@ def test_each_flows_image_is_the_project_image_named_by_its_version_and_runs_as_
         line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER ")
     ]
     assert users == ["app"]
-    assert config["services"]["agent"]["user"] == config["services"]["register"]["user"] == "root"
-    assert (
-        config["services"]["agent"]["image"]
-        == config["services"]["register"]["image"]
-        == "users-report:latest"
-    )
+    assert config["services"]["agent"]["user"] == "root"
+    assert config["services"]["agent"]["image"] == "users-report:latest"
 
 
 def test_agent_starts_flow_runs_on_the_server_network_with_reports_bound(config, registered):
@@ -236,7 +232,7 @@ def test_an_agent_alone_pulls_from_the_registry_and_runs_flows_on_its_own_networ
     )
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
-    registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)
+    registered = users_report_entry(dry_run({**service_env(config, "agent"), **settings}).stdout)
 
     probe = deploy_through_agent(service_env(agent_config, "agent"), registered)
 
@@ -291,7 +287,7 @@ def test_an_agent_behind_the_proxy_hands_its_token_and_ca_bundle_to_flow_runs(
     assert resolved.returncode == 0, resolved.stderr
     agent_config = short_syntax(yaml.safe_load(resolved.stdout))
     assert f"{bundle}:{CA_BUNDLE}:ro" in agent_config["services"]["agent"]["volumes"]
-    registered = users_report_entry(dry_run({**service_env(config, "register"), **settings}).stdout)
+    registered = users_report_entry(dry_run({**service_env(config, "agent"), **settings}).stdout)
 
     probe = deploy_through_agent(service_env(agent_config, "agent"), registered)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.programs.e2e_base import base_image, choose_images, postgres_image, proxy_image
+from tests.programs.e2e_base import stack_images
 from tests.programs.e2e_stack import Stack
 from tests.support.compose_versions import compose_v1
 
@@ -29,11 +29,9 @@ def pytest_report_header() -> str:
 def local_images() -> dict:
     """The images of docker-compose.placeholders.yml, built here, where the real ones cannot
     all be pulled; none where they can."""
-    chosen = choose_images()
+    chosen, images = stack_images()
     print(f"\ne2e images: {chosen}")
-    if chosen.startswith("upstream"):
-        return {}
-    return {"BASE_IMAGE": base_image(), "E2E_POSTGRES_IMAGE": postgres_image(), "PROXY_IMAGE": proxy_image()}
+    return images
 
 
 @pytest.fixture(scope="session", params=VERSIONS)

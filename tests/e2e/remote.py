@@ -30,29 +30,39 @@ def edit_flow_line(stack: Stack, mark: str) -> None:
 
 
 # What each command of `make register`'s recipe is, by a word of it.
-RECIPE_STEPS = ("check", "build", "up", "run")
+RECIPE_STEPS = ("check", "build", "up", "exec")
 
 
-def code_change(stack: Stack) -> str:
-    """A change to the flow's code, then `make register`: a new version on a new image,
-    and runs use it (the changed log line shows in their logs). Its wait, command by command
-    of its recipe, next to its floor: `docker build` of one more one-line edit, warm cache."""
-    before = stack.active_flow()
-    # Never built before: the engine keeps layers between e2e runs, and a cached one would
-    # make the build look free.
+def timed_register(stack: Stack) -> dict:
+    """A one-line change to the flow's code (`mark`, never built before: the engine keeps
+    layers between e2e runs, and a cached one would make the build look free), then `make
+    register` command by command of its recipe, each timed (`parts`), then its floor:
+    `docker build` of one more one-line edit, warm cache."""
     mark = f"e2e {time.time_ns():x}"
     edit_flow_line(stack, mark)
     commands = [line for line in stack.make("-n", "register").stdout.splitlines() if line.strip()]
-    took = []
+    parts = []
     for command in commands:
         begun = time.monotonic()
         printed = run(
             "sh", "-c", command, cwd=stack.dir, env=stack.env, capture_output=True, text=True
         ).stdout
-        took.append(time.monotonic() - begun)
+        step = next(word for word in command.split() if word in RECIPE_STEPS)
+        parts.append((step, time.monotonic() - begun))
     image, registration = re.search(
         r"^Users report: image \S+ made in (\S+) s, registered in (\S+) s$", printed, re.M
     ).groups()
+    total = sum(seconds for _, seconds in parts)
+    floor = docker_build_floor(stack, mark)
+    return {"mark": mark, "seconds": total, "floor": floor, "ratio": total / floor, "parts": parts,
+            "flow image": float(image), "registration": float(registration)}  # fmt: skip
+
+
+def code_change(stack: Stack) -> str:
+    """A change to the flow's code, then `make register`: a new version on a new image,
+    and runs use it (the changed log line shows in their logs). Its wait, next to its floor."""
+    before = stack.active_flow()
+    timed = timed_register(stack)
     after = stack.active_flow()
     assert after["version"] == before["version"] + 1, (before["version"], after["version"])
     tag = after["storage"]["image_tag"]
@@ -61,18 +71,12 @@ def code_change(stack: Stack) -> str:
     smoke(stack, 11)
     (run_id,) = stack.runs({"flow_id": {"_eq": after["id"]}, "auto_scheduled": {"_eq": False}})
     logs = stack.logs(run_id)
-    assert any(f"com sucesso! ({mark})" in message for message in logs), stack.explain(run_id)
-
-    floor = docker_build_floor(stack, mark)
-    # The recipe's commands: make check, compose build, the agent up on it, the register step.
-    parts = ", ".join(
-        f"{next(word for word in command.split() if word in RECIPE_STEPS)} {seconds:.1f} s"
-        for command, seconds in zip(commands, took)
-    )
+    assert any(f"com sucesso! ({timed['mark']})" in message for message in logs), stack.explain(run_id)
+    parts = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timed["parts"])
     return (
-        f"make register {sum(took):.1f} s = {sum(took) / floor:.2f}x its floor ({floor:.1f} s, docker "
-        f"build): {parts}; in the last, the flow image {image} s, registration {registration} s; "
-        f"version {after['version']}, image tag {tag}"
+        f"make register {timed['seconds']:.1f} s = {timed['ratio']:.2f}x its floor ({timed['floor']:.1f} s, "
+        f"docker build): {parts}; in the last, the flow image {timed['flow image']:g} s, registration "
+        f"{timed['registration']:g} s; version {after['version']}, image tag {tag}"
     )
 
 

@@ -2,12 +2,14 @@
 schedule, `prefect run --watch`, a bad input, the wait from the click, an agent restarted.
 """
 
+import math
 import re
 import subprocess
 import time
 
 import pendulum
 
+from tests.programs.e2e_api import FINISHED
 from tests.programs.e2e_base import run
 from tests.programs.e2e_stack import Stack, output
 from tests.support.ui_operations import (
@@ -68,6 +70,78 @@ def run_wait(stack: Stack) -> str:
     floor = time.monotonic() - begun
     split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in parts.items())
     return f"click to Success {total:.1f} s = {total / floor:.2f}x its floor ({floor:.1f} s, docker run): {split}"
+
+
+CLICKS, CLICK_EVERY = 20, 1.5  # runs started from the UI, seconds apart
+BUSY_RUNS, BUSY_USERS = 2, 5000  # other runs kept going meanwhile
+
+
+def click_waits(stack: Stack) -> tuple:
+    """CLICKS 10-user runs started from the UI, CLICK_EVERY s apart, while BUSY_RUNS runs of
+    BUSY_USERS users keep the machine busy; every run must succeed. Returns the clicks'
+    waits, shortest first, each (seconds from the click to Running, its parts by name), and
+    how many busy runs were started."""
+    busy, clicks = [], []
+    begun = time.time()
+    for _ in range(CLICKS):
+        unfinished = [run_id for run_id, flow_run in stack.runs({"id": {"_in": busy}}).items()
+                      if flow_run["state"] not in FINISHED] if busy else []  # fmt: skip
+        busy += [stack.create_run({"n_users": BUSY_USERS}) for _ in range(BUSY_RUNS - len(unfinished))]
+        clicks.append(stack.create_run({"n_users": 10}))
+        time.sleep(CLICK_EVERY)
+    runs = stack.wait_for_runs(clicks + busy, seconds=300)
+    failed = [stack.explain(run_id) for run_id, flow_run in runs.items() if flow_run["state"] != "Success"]
+    assert not failed, "\n".join(failed)
+    started = container_starts(begun - 1, clicks)
+    waits = []
+    for run_id in clicks:
+        at, start = state_times(stack, run_id), started[run_id]
+        parts = {
+            "agent's poll": at["Submitted"] - at["created"],
+            "container create and start": start - at["Submitted"],
+            "Python, Prefect and the flow's imports": at["Running"] - start,
+        }
+        waits.append((at["Running"] - at["created"], parts))
+    return sorted(waits, key=lambda wait: wait[0]), len(busy)
+
+
+def percentile(seconds: list, share: float) -> float:
+    """The nearest-rank percentile of sorted `seconds`."""
+    return seconds[math.ceil(share * len(seconds)) - 1]
+
+
+def running_when_busy(stack: Stack) -> str:
+    """Click to Running on a busy stack: its percentiles, and the slowest wait in parts.
+    Figures, not bounds (make bench's kind), printed with the hop."""
+    waits, busy = click_waits(stack)
+    seconds = [wait for wait, _ in waits]
+    slowest, parts = waits[-1]
+    split = ", ".join(f"{name} {took:.1f} s" for name, took in parts.items())
+    return (
+        f"click to Running over {CLICKS} clicks with {busy} runs of {BUSY_USERS:,} users going: "
+        f"p50 {percentile(seconds, 0.5):.1f} s, p95 {percentile(seconds, 0.95):.1f} s (goal <= 3 s), "
+        f"max {slowest:.1f} s = {split}"
+    )
+
+
+def state_times(stack: Stack, run_id: str) -> dict:
+    """When the run was created and entered each of its states, in epoch seconds."""
+    stored = stack.graphql(
+        "query($id: uuid!) { flow_run_by_pk(id: $id) { created states { state timestamp } } }", {"id": run_id}
+    )["flow_run_by_pk"]
+    at = {row["state"]: pendulum.parse(row["timestamp"]).float_timestamp for row in stored["states"]}
+    return {**at, "created": pendulum.parse(stored["created"]).float_timestamp}
+
+
+def container_starts(since: float, run_ids: list) -> dict:
+    """When the container of each of `run_ids` started (Docker's own events), by run id."""
+    events = output(
+        "docker", "events", "--since", f"{since:.0f}", "--until", f"{time.time():.0f}",
+        "--filter", "type=container", "--filter", "event=start", "--filter", "label=io.prefect.flow-run-id",
+        "--format", '{{.TimeNano}} {{index .Actor.Attributes "io.prefect.flow-run-id"}}',
+    ).split("\n")  # fmt: skip
+    started = {run_id: int(nanos) / 1e9 for nanos, run_id in (event.split() for event in events if event)}
+    return {run_id: started[run_id] for run_id in run_ids}
 
 
 def run_page(stack: Stack) -> str:

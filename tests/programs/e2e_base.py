@@ -217,3 +217,15 @@ def choose_images() -> str:
                 )
             return f"local ({image} cannot be pulled)"
     return "upstream"
+
+
+def stack_images() -> tuple:
+    """(what was chosen, and why; the local images for the placeholders, none upstream)."""
+    chosen = choose_images()
+    if chosen.startswith("upstream"):
+        return chosen, {}
+    return chosen, {
+        "BASE_IMAGE": base_image(),
+        "E2E_POSTGRES_IMAGE": postgres_image(),
+        "PROXY_IMAGE": proxy_image(),
+    }

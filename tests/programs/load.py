@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.programs.e2e_base import base_image, choose_images, postgres_image, proxy_image
+from tests.programs.e2e_base import stack_images
 from tests.programs.e2e_stack import Stack
 from tests.programs.smoke import SmokeFailure
 
@@ -108,12 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--users", type=int, default=1000, help="n_users of each run")
     args = parser.parse_args(argv)
-    local = not choose_images().startswith("upstream")
-    images = (
-        {"BASE_IMAGE": base_image(), "E2E_POSTGRES_IMAGE": postgres_image(), "PROXY_IMAGE": proxy_image()}
-        if local
-        else {}
-    )
+    _, images = stack_images()
     total_lost = 0
     with tempfile.TemporaryDirectory(prefix="load-") as work:
         stack = Stack("v2", images, Path(work), name="users-report-load")

@@ -27,10 +27,8 @@ def test_modes_are_checked_all_at_once_before_any_is_recorded():
     assert refused.value.code == 2
 
 
-def test_containers_are_read_from_inspects_json_without_the_register_step():
-    found = stack.from_inspect(
-        [inspected("agent", 2, health="starting"), inspected("register"), inspected("proxy", health="none")]
-    )
+def test_containers_are_read_from_inspects_json():
+    found = stack.from_inspect([inspected("agent", 2, health="starting"), inspected("proxy", health="none")])
     assert found == [
         Container("id-agent", "agent", 2, "running", "starting"),
         Container("id-proxy", "proxy", 0, "running", "none"),
