@@ -12,6 +12,7 @@ import pendulum
 from tests.programs.e2e_api import FINISHED
 from tests.programs.e2e_base import run
 from tests.programs.e2e_stack import Stack, output
+from tests.programs.load import ContainerWatch
 from tests.support.ui_operations import (
     PREFECT_RUN_WATCH,
 )
@@ -82,20 +83,22 @@ def click_waits(stack: Stack) -> tuple:
     waits, shortest first, each (seconds from the click to Running, its parts by name), and
     how many busy runs were started."""
     busy, clicks = [], []
-    begun = time.time()
-    for _ in range(CLICKS):
-        unfinished = [run_id for run_id, flow_run in stack.runs({"id": {"_in": busy}}).items()
-                      if flow_run["state"] not in FINISHED] if busy else []  # fmt: skip
-        busy += [stack.create_run({"n_users": BUSY_USERS}) for _ in range(BUSY_RUNS - len(unfinished))]
-        clicks.append(stack.create_run({"n_users": 10}))
-        time.sleep(CLICK_EVERY)
-    runs = stack.wait_for_runs(clicks + busy, seconds=300)
+    watch = ContainerWatch()
+    try:
+        for _ in range(CLICKS):
+            unfinished = [run_id for run_id, flow_run in stack.runs({"id": {"_in": busy}}).items()
+                          if flow_run["state"] not in FINISHED] if busy else []  # fmt: skip
+            busy += [stack.create_run({"n_users": BUSY_USERS}) for _ in range(BUSY_RUNS - len(unfinished))]
+            clicks.append(stack.create_run({"n_users": 10}))
+            time.sleep(CLICK_EVERY)
+        runs = stack.wait_for_runs(clicks + busy, seconds=300)
+    finally:
+        watch.stop()
     failed = [stack.explain(run_id) for run_id, flow_run in runs.items() if flow_run["state"] != "Success"]
     assert not failed, "\n".join(failed)
-    started = container_starts(begun - 1, clicks)
     waits = []
     for run_id in clicks:
-        at, start = state_times(stack, run_id), started[run_id]
+        at, start = state_times(stack, run_id), watch.started[run_id]
         parts = {
             "agent's poll": at["Submitted"] - at["created"],
             "container create and start": start - at["Submitted"],
@@ -131,17 +134,6 @@ def state_times(stack: Stack, run_id: str) -> dict:
     )["flow_run_by_pk"]
     at = {row["state"]: pendulum.parse(row["timestamp"]).float_timestamp for row in stored["states"]}
     return {**at, "created": pendulum.parse(stored["created"]).float_timestamp}
-
-
-def container_starts(since: float, run_ids: list) -> dict:
-    """When the container of each of `run_ids` started (Docker's own events), by run id."""
-    events = output(
-        "docker", "events", "--since", f"{since:.0f}", "--until", f"{time.time():.0f}",
-        "--filter", "type=container", "--filter", "event=start", "--filter", "label=io.prefect.flow-run-id",
-        "--format", '{{.TimeNano}} {{index .Actor.Attributes "io.prefect.flow-run-id"}}',
-    ).split("\n")  # fmt: skip
-    started = {run_id: int(nanos) / 1e9 for nanos, run_id in (event.split() for event in events if event)}
-    return {run_id: started[run_id] for run_id in run_ids}
 
 
 def run_page(stack: Stack) -> str:

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 from tests.programs.e2e_base import stack_images
 from tests.programs.e2e_stack import Stack
@@ -24,11 +25,14 @@ from tests.programs.smoke import SmokeFailure
 
 
 class ContainerWatch:
-    """Each flow container's exit code and output, by flow run id, from Docker's events."""
+    """Each flow container's start time and exit code, and with a `folder` its output, by
+    flow run id, from Docker's events as they come (the engine keeps only its last 256, which
+    the health probes' execs soon push out)."""
 
-    def __init__(self, folder: Path):
-        self.folder, self.exits, self.followers = folder, {}, []
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Optional[Path] = None):
+        self.folder, self.started, self.exits, self.followers = folder, {}, {}, []
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
         self.events = subprocess.Popen(
             [
                 "docker",
@@ -56,7 +60,9 @@ class ContainerWatch:
             event = json.loads(line)
             attributes = event["Actor"]["Attributes"]
             run_id = attributes["io.prefect.flow-run-id"]
-            if event["Action"] == "start":  # its output, before it removes itself
+            if event["Action"] == "start":
+                self.started[run_id] = event["timeNano"] / 1e9
+            if event["Action"] == "start" and self.folder:  # its output, before it removes itself
                 with open(self.folder / f"{run_id}.log", "ab") as output:
                     self.followers.append(
                         subprocess.Popen(
@@ -65,7 +71,7 @@ class ContainerWatch:
                             stderr=subprocess.STDOUT,
                         )
                     )
-            else:
+            elif event["Action"] != "start":
                 self.exits.setdefault(run_id, []).append(
                     "killed for memory" if event["Action"] == "oom" else f"exit {attributes.get('exitCode')}"
                 )
