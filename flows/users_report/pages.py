@@ -1,16 +1,21 @@
 """Pages of users: what one request to the users API asks for, and how a downloaded page
 is checked and joined into the report."""
 
+from __future__ import annotations
+
 import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Tuple
 
-import pandas as pd
-import pyarrow
 from prefect.engine import signals
 from prefect.engine.state import Failed
+
+# pandas and pyarrow load with the first page read, not with the flow: their 0.6 s, at the
+# run's start, would keep it from Running that much longer (make e2e's running_when_busy).
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The columns the report's summary needs; the API sends them all in its CSV header.
 REQUIRED_COLUMNS = ("gender", "login.uuid", "nat")
@@ -50,6 +55,8 @@ def fail_now(message: str):
 def _read_csv(path: Path, **options) -> pd.DataFrame:
     # Every column as text, nothing turned into NaN: postcodes, phones and names reach the
     # report exactly as the API sent them.
+    import pandas as pd
+
     return pd.read_csv(path, dtype=str, keep_default_na=False, **options)
 
 
@@ -63,6 +70,8 @@ def _read_users(path: Path) -> pd.DataFrame:
     the page's own bytes). pyarrow reads a page four times as fast as pandas' own parser,
     mostly outside the GIL, so pages are read while others download; it refuses a malformed
     page without saying where, and pandas' parser then reads it to find the user."""
+    import pyarrow
+
     try:
         return _read_csv(path, usecols=list(REQUIRED_COLUMNS), engine="pyarrow")
     except pyarrow.ArrowInvalid:
@@ -71,6 +80,8 @@ def _read_users(path: Path) -> pd.DataFrame:
 
 def parse_page(page: Page) -> PageSummary:
     """Reads one page into a DataFrame, checks it is whole, trims it to the users kept."""
+    import pandas as pd
+
     what = f"page {page.number} of the users API"
     try:
         columns = _header(page.path)
