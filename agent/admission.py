@@ -16,11 +16,19 @@ them to the host's Docker engine. Read in prefect 0.15.9 (src/prefect/...):
 
 The server fills a run's run config from the run's own, else the flow group's, else the
 flow's (PrefectHQ/server 0f74a9a api/runs.py 155-160): the agent sees the result only.
+
+A storage and a run config are checked as Prefect's own serializers read them (the agent's
+_get_run_config, agent/agent.py 775, and the container's storage, cli/execute.py), not as
+the JSON reads: marshmallow turns "false" into False and drops fields it does not know, so
+what is checked is what the container gets.
 """
 
 from typing import Iterable, NamedTuple, Optional
 
+from marshmallow import ValidationError
+from prefect.serialization.run_config import RunConfigSchema
 from prefect.serialization.storage import StorageSchema
+from prefect.storage import Docker
 
 # What the UI's Run page puts into a run's env: its logging level (PrefectHQ/ui 2092e92
 # src/pages/Flow/Run.vue overrideLoggingEnvironmentVariable).
@@ -45,6 +53,11 @@ def script_of(flow: dict) -> Optional[str]:
     return next(iter(((flow.get("storage") or {}).get("flows") or {}).values()), None)
 
 
+def read_storage(flow: dict) -> Docker:
+    """The flow's storage as its container reads it (after flow_refusal let it through)."""
+    return StorageSchema().load(flow.get("storage") or {})
+
+
 def repository(image: str) -> str:
     """An image's name without its tag or digest: `host:5000/flow:abc` -> `host:5000/flow`."""
     name = image.split("@", 1)[0]
@@ -61,26 +74,32 @@ def flow_refusal(flow: dict, allowed_images: Iterable[str], allowed_scripts: Ite
             f"({environment.get('type')}): only flows registered with a run config (register.py)"
         )
     storage = flow.get("storage") or {}
-    if storage.get("type") != "Docker":
+    if storage.get("type") != "Docker":  # the field Prefect's StorageSchema picks a class by
         return (
             f"this agent does not start flows kept in {storage.get('type')} storage: "
             f"only Prefect's Docker storage of this stack's images (register.py)"
         )
+    try:
+        docker = read_storage(flow)
+    except ValidationError as exc:
+        return f"this agent does not start flows whose storage Prefect cannot read: {exc.messages}"
     scripts = sorted(allowed_scripts)
-    locations = sorted(set((storage.get("flows") or {}).values()))
-    if not storage.get("stored_as_script") or not locations or set(locations) - set(scripts):
+    locations = sorted(set((docker.flows or {}).values()))
+    if not docker.stored_as_script or not locations or set(locations) - set(scripts):
         kept = ", ".join(locations) or "nothing"
-        form = "the script" if storage.get("stored_as_script") else "the pickled flow"
+        form = "the script" if docker.stored_as_script else "the pickled flow"
         return (
             f"this agent does not start {form} {kept}: only the flow scripts this stack puts in "
             f"its image ({', '.join(scripts)}), stored as scripts (register.py)"
         )
-    if storage.get("secrets"):
+    if docker.secrets:
         return (
             f"this agent does not start flows whose storage asks for secrets "
-            f"({', '.join(storage['secrets'])}): the stack's flows take none from storage"
+            f"({', '.join(docker.secrets)}): the stack's flows take none from storage"
         )
-    image = StorageSchema().load(storage).name  # as get_flow_image names it
+    if not docker.image_name or not docker.image_tag:
+        return "this agent does not start flows whose Docker storage names no image and tag (register.py)"
+    image = docker.name  # as get_flow_image names it
     allowed = sorted(allowed_images)
     if repository(image) not in allowed:
         return (
@@ -95,10 +114,15 @@ def run_config_refusal(run_config: Optional[dict], image: str) -> Optional[str]:
     set labels, the flow's own image, and the UI's logging level; nothing else."""
     if not run_config:
         return None  # the agent's default DockerRun()
-    if run_config.get("type") not in ("DockerRun", "UniversalRun"):
+    if run_config.get("type") not in ("DockerRun", "UniversalRun"):  # as RunConfigSchema picks
         return f"a {run_config.get('type')} run config: only DockerRun"
+    schema = RunConfigSchema()
+    try:
+        read = schema.dump(schema.load(run_config))
+    except ValidationError as exc:
+        return f"a run config Prefect cannot read ({exc.messages})"
     changed = []
-    for field, value in sorted(run_config.items()):
+    for field, value in sorted(read.items()):
         if field in INERT_FIELDS or not value:
             continue
         if field == "image" and value == image:
@@ -156,8 +180,8 @@ def identity_refusal(flow: dict, project: Optional[str], deployed: Deployed) -> 
     registers it: its name, its project, its storage naming that flow only, and its current
     version. A copy registered under another name or project would escape the package's
     limits and take its secrets; an older image tag would run code the stack replaced."""
-    storage = flow.get("storage") or {}
-    names = sorted((storage.get("flows") or {}).keys())
+    storage = read_storage(flow)
+    names = sorted(storage.flows or {})
     expected = (
         f'flows/{deployed.package}/flows.py is "{deployed.flow_name}" in the project '
         f'"{deployed.deployment.project}", version {deployed.version} (make register)'
@@ -166,8 +190,8 @@ def identity_refusal(flow: dict, project: Optional[str], deployed: Deployed) -> 
         return f'this agent does not start the flow "{flow.get("name")}" (its storage names {", ".join(names)}): {expected}'
     if project != deployed.deployment.project:
         return f'this agent does not start "{deployed.flow_name}" registered in the project "{project}": {expected}'
-    if storage.get("image_tag") != deployed.version:
-        return f'this agent does not start "{deployed.flow_name}" of the image tag {storage.get("image_tag")}: {expected}'
+    if storage.image_tag != deployed.version:
+        return f'this agent does not start "{deployed.flow_name}" of the image tag {storage.image_tag}: {expected}'
     return None
 
 

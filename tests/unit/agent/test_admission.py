@@ -49,6 +49,10 @@ def test_our_flow_as_registered_is_admitted():
         ({"type": "GitHub"}, {}, "kept in GitHub storage"),
         (storage(flows={"x": "/tmp/evil.py"}), {}, "the script /tmp/evil.py"),
         (storage(stored_as_script=False), {}, "the pickled flow"),
+        # Read as Prefect reads it: marshmallow's Boolean takes "false" for False.
+        (storage(stored_as_script="false"), {}, "the pickled flow /app/flows/users_report/flows.py"),
+        (storage(flows={"Users report": 1}), {}, "storage Prefect cannot read: {'flows'"),
+        (storage(image_tag=None), {}, "names no image and tag"),
         (storage(flows={}), {}, "the script nothing"),
         (storage(secrets=["AWS"]), {}, "asks for secrets (AWS)"),
         (storage(image_name="evil"), {}, "the image evil:abc123"),
@@ -80,11 +84,20 @@ def test_a_run_config_may_set_labels_its_own_image_and_the_uis_log_level():
         ({"type": "DockerRun", "env": {"PYTHONWARNINGS": "x"}}, "sets env (PYTHONWARNINGS)"),
         ({"type": "DockerRun", "env": {"PREFECT__LOGGING__LEVEL": "loud"}}, "env (PREFECT__LOGGING__LEVEL)"),
         ({"type": "DockerRun", "host_config": {"privileged": True}}, "host_config (privileged)"),
-        ({"type": "DockerRun", "ports": [80], "host_config": {"binds": []}}, "ports ([80])"),
+        ({"type": "DockerRun", "host_config": {"binds": []}}, "host_config (binds)"),
+        ({"type": "UniversalRun", "env": {"A": "1"}}, "sets env (A)"),
+        ({"type": "DockerRun", "env": "A=1"}, "a run config Prefect cannot read ({'env'"),
     ],
 )
 def test_a_run_config_that_changes_the_container_is_refused(run_config, words):
     assert words in admission.run_config_refusal(run_config, "users-report-flow:abc123")
+
+
+def test_a_run_config_is_checked_as_prefect_reads_it():
+    """Fields DockerRunSchema does not know never reach the container (the agent loads the
+    run config with it): they change nothing, so they are not refused."""
+    unknown = {"type": "DockerRun", "ports": [80], "Env": {"PYTHONWARNINGS": "x"}, "labels": ["a"]}
+    assert admission.run_config_refusal(unknown, "users-report-flow:abc123") is None
 
 
 def test_a_context_is_refused_naming_its_keys():
