@@ -121,7 +121,8 @@ def running_when_busy(stack: Stack) -> str:
     slowest, parts = waits[-1]
     split = ", ".join(f"{name} {took:.1f} s" for name, took in parts.items())
     return (
-        f"click to Running over {CLICKS} clicks with {busy} runs of {BUSY_USERS:,} users going: "
+        f"click to Running over {CLICKS} clicks beside runs of {BUSY_USERS:,} users ({BUSY_RUNS} at a "
+        f"time, {busy} in all): "
         f"p50 {percentile(seconds, 0.5):.1f} s, p95 {percentile(seconds, 0.95):.1f} s (goal <= 3 s), "
         f"max {slowest:.1f} s = {split}"
     )
