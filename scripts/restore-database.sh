@@ -1,9 +1,9 @@
 #!/bin/sh
 # `make restore`: the server's database replaced by a backup, all or nothing. The file is
 # checked whole before anything is touched or asked (an intact gzip, pg_dump's own end line,
-# the server's PostgreSQL major version); then, unless YES=1, a person confirms on standard
-# input; then the writers stop and the dump runs as one
-# transaction whose lock waits are bounded (the dump itself sets lock_timeout = 0: wait
+# a PostgreSQL major version no newer than the server's); then, unless YES=1, a person
+# confirms on standard input; then the writers stop and the dump runs as one transaction
+# whose lock waits are bounded (the dump itself sets lock_timeout = 0: wait
 # forever), so a restore that fails leaves the database as it was. The writers start again
 # either way.
 #
@@ -30,7 +30,9 @@ dumped=$(gunzip -c "$file" | sed -n 's/^-- Dumped from database version \([0-9]*
 server=$(database psql -X -tA -c 'SHOW server_version_num' 2>/dev/null) ||
   refuse "the database does not answer (is the stack up? make ps)"
 server=$((server / 10000))
-[ "$dumped" = "$server" ] || refuse "$file was dumped from PostgreSQL ${dumped:-?}, the server runs $server"
+# pg_dump's output restores into its own major version or a newer one, never an older.
+[ -n "$dumped" ] && [ "$dumped" -le "$server" ] ||
+  refuse "$file was dumped from PostgreSQL ${dumped:-?}, newer than the server's $server: a dump restores into the same major version or a newer one"
 
 if [ "${YES:-}" != 1 ]; then
   printf 'Replace every flow, run and log on the server with %s? [y/N] ' "$file"

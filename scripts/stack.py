@@ -172,7 +172,7 @@ def checked() -> None:
 
 
 # The settings that choose an image, for the line that says a pull cannot happen.
-IMAGE_SETTINGS = ("BASE_IMAGE", "PROXY_IMAGE")
+IMAGE_SETTINGS = ("BASE_IMAGE", "PROXY_IMAGE", "POSTGRES_IMAGE")
 
 
 def images_named(config: str) -> List[tuple]:
@@ -223,6 +223,48 @@ def pull_missing(compose: list) -> None:
             )
 
 
+# Where the postgres service keeps its data (docker-compose.database.yml), and what a
+# container of its image says of it and of itself.
+POSTGRES_DATA = "/var/lib/postgresql/data"
+POSTGRES_PROBE = f"cat {POSTGRES_DATA}/PG_VERSION 2>/dev/null; echo; postgres --version 2>/dev/null"
+
+
+def postgres_majors(said: str) -> tuple:
+    """(the major version of the data in the volume, or None on a new one; the image's
+    server's, or None where it could not tell) from what POSTGRES_PROBE printed."""
+    first = said.split("\n", 1)[0].strip()
+    server = re.search(r"\(PostgreSQL\) (\d+)", said)
+    return (int(first) if first.isdigit() else None), (int(server[1]) if server else None)
+
+
+def major_refusal(data: Optional[int], server: Optional[int], image: str) -> Optional[str]:
+    """PostgreSQL starts only on data of its own major version; another crash-loops."""
+    if data is None or server is None or data == server:
+        return None
+    return (
+        f"the database volume holds PostgreSQL {data} data and POSTGRES_IMAGE ({image}) is "
+        f"PostgreSQL {server}, which cannot start on it; nothing started. Keep {data} "
+        f"(POSTGRES_IMAGE=postgres:{data} in .env) or move the data to {server}: "
+        f"docs/operations.md#another-postgresql-version"
+    )
+
+
+def check_database_version(compose: list) -> None:
+    """Refuses, before anything starts, the stack's own PostgreSQL on another major
+    version's data: one container of its image reads the volume's PG_VERSION."""
+    if dotenv.get("POSTGRES_HOST"):
+        return  # no postgres service: the external database is its own
+    probe = subprocess.run(
+        [*compose, "run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "postgres", "-c", POSTGRES_PROBE],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode == 0:  # otherwise compose up, next, says what is wrong
+        problem = major_refusal(*postgres_majors(probe.stdout), dotenv.get("POSTGRES_IMAGE"))
+        if problem:
+            raise StackError(problem, code=2)
+
+
 def up(compose: list) -> None:
     modes = requested_modes(os.environ)
     checked()
@@ -230,6 +272,7 @@ def up(compose: list) -> None:
         dotenv.record_mode(mode, on)
     dotenv.prepare()
     pull_missing(compose)
+    check_database_version(compose)
     run([*compose, "build"])
     Start(compose, float(dotenv.get("START_SECONDS")), int(dotenv.get("START_RESTARTS"))).run()
     # Compose's `up` leaves the services of a mode taken out running (make up DASK=0).

@@ -139,14 +139,28 @@ def test_a_whole_dump_of_a_patched_pg_dump_is_restored_with_its_lock_wait_bounde
     )
 
 
-def test_a_cut_short_or_other_version_dump_is_refused_before_anything_stops(tmp_path):
+def test_a_cut_short_or_newer_version_dump_is_refused_before_anything_stops(tmp_path):
     cut = DUMP[: DUMP.index("-- PostgreSQL database dump complete")]
     refused = restore(tmp_path, gzip.compress(cut.encode()))
     assert refused.returncode == 1 and "does not end as a whole pg_dump does (cut short?)" in refused.stderr
-    other = DUMP.replace("database version 15.18", "database version 11.22")
-    refused = restore(tmp_path, gzip.compress(other.encode()))
-    assert "was dumped from PostgreSQL 11, the server runs 15" in refused.stderr
+    newer = DUMP.replace("database version 15.18", "database version 16.4")
+    refused = restore(tmp_path, gzip.compress(newer.encode()))
+    assert (
+        refused.returncode == 1
+        and (
+            "was dumped from PostgreSQL 16, newer than the server's 15: a dump restores into the same "
+            "major version or a newer one: nothing restored, nothing stopped"
+        )
+        in refused.stderr
+    )
     assert "stop" not in (tmp_path / "asked").read_text()  # only the version was asked
+
+
+def test_a_dump_of_an_older_major_version_is_restored(tmp_path):
+    """A dump of the stack's old PostgreSQL 11 goes into a 15 (docs/operations.md)."""
+    older = DUMP.replace("database version 15.18", "database version 11.22")
+    result = restore(tmp_path, gzip.compress(older.encode()))
+    assert result.returncode == 0 and result.stdout.startswith("Restored "), result.stderr
 
 
 def test_a_file_that_is_no_dump_is_refused_before_anyone_is_asked(tmp_path):

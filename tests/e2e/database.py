@@ -127,30 +127,20 @@ def down_and_up(stack: Stack) -> str:
     return f"{took:.0f} s to the URL line (warm); same .env, no new version, runs claimed again"
 
 
+def stack_psql(stack: Stack, sql: str) -> str:
+    """`sql`'s rows, `|` between columns, from the stack's own PostgreSQL."""
+    return stack.compose(
+        "exec", "-T", "postgres", "psql", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+        "-U", "prefect", "-d", "prefect_server", "-c", sql, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
 def backup_and_restore(stack: Stack) -> str:
     """`make backup` while the stack runs; a table dropped; `make restore` refuses without
     an answer, then with YES=1 stops the writers, brings the rows back and starts them."""
 
     def psql(sql: str) -> str:
-        return stack.compose(
-            "exec",
-            "-T",
-            "postgres",
-            "psql",
-            "-q",
-            "-t",
-            "-A",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "prefect",
-            "-d",
-            "prefect_server",
-            "-c",
-            sql,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        return stack_psql(stack, sql)
 
     psql("CREATE TABLE e2e_rows AS SELECT n AS id, 'run ' || n AS name FROM generate_series(1, 500) n")
     printed = stack.make("backup").stdout.strip()
@@ -231,6 +221,52 @@ def restores_that_fail(stack: Stack, backup: Path, psql) -> str:
     return (
         f"cut-short file refused, failed and lock-bound restores left 400 rows as they were ({waited:.0f} s)"
     )
+
+
+# The tables of the server's schema, each with its rows: what a move must bring over whole.
+TABLE_ROWS = """SELECT string_agg(table_name || '=' || (xpath('/row/c/text()', query_to_xml(
+  format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text, ','
+  ORDER BY table_name) FROM information_schema.tables
+  WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"""
+
+
+def another_major(stack: Stack) -> str:
+    """POSTGRES_IMAGE of a later major version: `make up` refuses it on the old version's
+    data in one line, before anything starts or changes; then the move docs/operations.md
+    gives (make backup, make down, the volume removed, make up on the new version, make
+    restore of the old version's dump) brings every table over, row for row, and runs go on.
+    The stack stays on the new version for the hops after this one."""
+    newer = stack.env.get("E2E_POSTGRES_NEXT_IMAGE", "postgres:15")
+    old_major = int(stack_psql(stack, "SHOW server_version_num")) // 10000
+    tables = stack_psql(stack, TABLE_ROWS)
+    assert "e2e_rows=400" in tables, tables  # backup_and_restore's
+    printed = stack.make("backup").stdout.strip()
+    backup = stack.dir / printed.split(" (")[0]
+    postgres = stack.container("postgres")
+    started = output("docker", "inspect", "-f", "{{.State.StartedAt}}", postgres)
+
+    refused = stack.make("up", check=False, POSTGRES_IMAGE=newer)
+    said = [line for line in refused.stderr.splitlines() if line.startswith("make up: ")]
+    assert refused.returncode != 0 and len(said) == 1, refused.stdout[-2000:] + refused.stderr[-2000:]
+    assert said[0].startswith(
+        f"make up: the database volume holds PostgreSQL {old_major} data and POSTGRES_IMAGE ({newer}) is "
+    ) and said[0].endswith("docs/operations.md#another-postgresql-version"), said[0]
+    assert stack.container("postgres") == postgres  # not recreated, not restarted
+    assert output("docker", "inspect", "-f", "{{.State.StartedAt}}", postgres) == started
+
+    stack.make("down")
+    run("docker", "volume", "rm", f"{stack.name}_postgres-data", stdout=subprocess.DEVNULL)
+    stack.env["POSTGRES_IMAGE"] = newer
+    stack.make("up")
+    new_major = int(stack_psql(stack, "SHOW server_version_num")) // 10000
+    assert new_major > old_major, (old_major, new_major)
+    restored = stack.make("restore", f"FILE={backup}", "YES=1")
+    assert f"Restored {backup}." in restored.stdout, restored.stdout[-2000:]
+    assert stack_psql(stack, TABLE_ROWS) == tables
+    for service in ("agent", "apollo", "towel"):
+        stack.wait_healthy(service)
+    smoke(stack, 8)
+    return f"PostgreSQL {old_major} -> {new_major}: refused in one line first; every table moved whole ({tables})"
 
 
 def clean(stack: Stack) -> str:

@@ -93,16 +93,9 @@ def foreign_image(stack: Stack) -> str:
     fails saying why; `make register` brings the flow's own image back."""
     other = stack.base_image.split(":")[0]
     stack.compose(
-        "run",
-        "--rm",
-        "-e",
-        f"FLOW_IMAGE={other}",
-        "register",
-        "python",
-        "register.py",
-        "--skip-build",
+        "exec", "-T", "-e", f"FLOW_IMAGE={other}", "agent", "python", "register.py", "--skip-build",
         capture_output=True,
-    )
+    )  # fmt: skip
     run_id = stack.create_run({"n_users": 5})
     flow_run = stack.wait_for_runs([run_id])[run_id]
     assert flow_run["state"] == "Failed", stack.explain(run_id)

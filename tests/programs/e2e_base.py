@@ -134,25 +134,29 @@ def base_image() -> str:
     return tag
 
 
-def postgres_image() -> str:
-    """A stand-in for the official postgres image: Debian's PostgreSQL (13) started by
-    postgres/docker-entrypoint.sh as the official image starts, same variables and data path."""
+def postgres_image(suite: str = "bullseye") -> str:
+    """A stand-in for the official postgres image: Debian's PostgreSQL of `suite` (bullseye's
+    13, bookworm's 15) started by postgres/docker-entrypoint.sh as the official image
+    starts, same variables, data path and PATH (its tools as commands)."""
     entrypoint = Path(__file__).parent / "postgres" / "docker-entrypoint.sh"
-    tag = f"users-report-postgres:13-{hashlib.sha256(entrypoint.read_bytes()).hexdigest()[:12]}"
+    major = {"bullseye": 13, "bookworm": 15}[suite]
+    recipe = entrypoint.read_bytes() + b"PATH"
+    tag = f"users-report-postgres:{major}-{hashlib.sha256(recipe).hexdigest()[:12]}"
     if cached(tag):
         return tag
     with tempfile.TemporaryDirectory(prefix="e2e-postgres-") as work:
         rootfs = Path(work) / "rootfs"
-        debootstrap(rootfs, "postgresql")
+        debootstrap(rootfs, "postgresql", suite=suite)
         # Debian's own cluster, made by the package; the entrypoint makes the stack's.
-        shutil.rmtree(rootfs / "var" / "lib" / "postgresql" / "13")
-        shutil.rmtree(rootfs / "etc" / "postgresql" / "13")
+        shutil.rmtree(rootfs / "var" / "lib" / "postgresql" / str(major))
+        shutil.rmtree(rootfs / "etc" / "postgresql" / str(major))
         shutil.copy(entrypoint, rootfs / "usr" / "local" / "bin" / "docker-entrypoint.sh")
         import_image(
             rootfs,
             tag,
             "ENV LANG=C.UTF-8",
             "ENV PGDATA=/var/lib/postgresql/data",
+            f"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/{major}/bin",
             'ENTRYPOINT ["docker-entrypoint.sh"]',
             'CMD ["postgres"]',
         )

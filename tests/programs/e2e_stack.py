@@ -72,9 +72,10 @@ class Stack(ServerQueries):
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
     def __init__(self, version: str, local_images: dict, work: Path, name: str = "users-report-e2e"):
-        """`local_images`: BASE_IMAGE, E2E_POSTGRES_IMAGE and PROXY_IMAGE for the
-        placeholders of docker-compose.placeholders.yml; empty: the real images. `name`:
-        of the compose project (with the version), its network and images."""
+        """`local_images`: BASE_IMAGE, E2E_POSTGRES_IMAGE (and E2E_POSTGRES_NEXT_IMAGE, a
+        later major version) and PROXY_IMAGE for the placeholders of
+        docker-compose.placeholders.yml; empty: the real images. `name`: of the compose
+        project (with the version), its network and images."""
         self.version, self.name = version, f"{name}-{version}"
         self.failed_hop = None  # once one failed, the stack is as it left it: the rest do not run
         self.dir = fresh_copy(work / "checkout")
@@ -105,6 +106,8 @@ class Stack(ServerQueries):
             "PROJECT_IMAGE": f"{self.name}:latest",
             "FLOW_IMAGE": self.flow_image,
             **local_images,
+            # The local PostgreSQL through the stack's own setting, as a user chooses one.
+            **({"POSTGRES_IMAGE": local_images["E2E_POSTGRES_IMAGE"]} if local_images else {}),
             "UI_PORT": str(self.ui_port),
             "APOLLO_PORT": str(self.apollo_port),
             "AGENT_PROJECT": self.agent_project,

@@ -217,3 +217,25 @@ def test_an_amd64_only_image_is_pulled_for_its_platform(monkeypatch):
     )
     stack.pull_missing(["compose"])
     assert asked == [["docker", "pull", "--platform", "linux/amd64", "hasura/graphql-engine:v1.3.3"]]
+
+
+@pytest.mark.parametrize(
+    "said, majors",
+    [
+        ("13\n\npostgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n", (13, 15)),
+        ("\npostgres (PostgreSQL) 11.22 (Debian 11.22-1.pgdg90+1)\n", (None, 11)),
+        ("11\n\n", (11, None)),
+    ],
+)
+def test_the_probe_tells_the_datas_major_version_and_the_servers(said, majors):
+    assert stack.postgres_majors(said) == majors
+
+
+def test_postgres_on_another_major_versions_data_is_refused_saying_both_ways_on():
+    assert stack.major_refusal(13, 15, "postgres:15.18") == (
+        "the database volume holds PostgreSQL 13 data and POSTGRES_IMAGE (postgres:15.18) is "
+        "PostgreSQL 15, which cannot start on it; nothing started. Keep 13 (POSTGRES_IMAGE=postgres:13 "
+        "in .env) or move the data to 15: docs/operations.md#another-postgresql-version"
+    )
+    for same_or_unknown in ((11, 11), (None, 15), (11, None)):
+        assert stack.major_refusal(*same_or_unknown, "postgres:11") is None
