@@ -231,5 +231,7 @@ def stack_images() -> tuple:
     return chosen, {
         "BASE_IMAGE": base_image(),
         "E2E_POSTGRES_IMAGE": postgres_image(),
+        # A later major version, for the move to it (tests/e2e/database.py another_major).
+        "E2E_POSTGRES_NEXT_IMAGE": postgres_image("bookworm"),
         "PROXY_IMAGE": proxy_image(),
     }
