@@ -34,17 +34,14 @@ def run_wait(stack: Stack) -> str:
     run_id = stack.create_run({"n_users": 10})
     (flow_run,) = stack.wait_for_runs([run_id]).values()
     assert flow_run["state"] == "Success", stack.explain(run_id)
-    stored = stack.graphql(
-        "query($id: uuid!) { flow_run_by_pk(id: $id) { created states { state timestamp } task_runs { end_time } } }",
-        {"id": run_id},
-    )["flow_run_by_pk"]
-    at = {row["state"]: pendulum.parse(row["timestamp"]).float_timestamp for row in stored["states"]}
-    clicked = pendulum.parse(stored["created"]).float_timestamp
+    at = state_times(stack, run_id)
+    clicked = at["created"]
+    task_runs = stack.graphql(
+        "query($id: uuid!) { flow_run_by_pk(id: $id) { task_runs { end_time } } }", {"id": run_id}
+    )["flow_run_by_pk"]["task_runs"]
     # The mapped parent of the downloads ends Mapped, with no end time of its own.
     tasks_done = max(
-        pendulum.parse(task_run["end_time"]).float_timestamp
-        for task_run in stored["task_runs"]
-        if task_run["end_time"]
+        pendulum.parse(task_run["end_time"]).float_timestamp for task_run in task_runs if task_run["end_time"]
     )
     events = output(
         "docker", "events", "--since", f"{clicked - 1:.0f}", "--until", f"{time.time():.0f}",

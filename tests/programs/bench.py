@@ -102,7 +102,7 @@ def child(kind: str, n_users: int) -> None:
     print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows, "parts": parts.summary(start)}))
 
 
-def fetch_and_concatenate(n_users: int, url: str, folder: Path, page_size: int = 5000, parts=None) -> int:
+def fetch_and_concatenate(n_users: int, url: str, folder: Path, parts: Parts, page_size: int = 5000) -> int:
     """The floor of a run on one host: the same pages, 4 at a time, streamed to files, then
     joined into one (one header); nothing checked. Returns the rows written."""
     from concurrent.futures import ThreadPoolExecutor
@@ -132,7 +132,6 @@ def fetch_and_concatenate(n_users: int, url: str, folder: Path, page_size: int =
                         rows += 1
         return rows
 
-    parts = parts or Parts()
     with ThreadPoolExecutor(4) as pool:
         paths = list(pool.map(parts.timed("fetch", fetch), range(1, n_users // page_size + 1)))
     return parts.timed("join and write", join)(paths)

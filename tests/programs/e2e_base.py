@@ -140,7 +140,14 @@ def postgres_image(suite: str = "bullseye") -> str:
     starts, same variables, data path and PATH (its tools as commands)."""
     entrypoint = Path(__file__).parent / "postgres" / "docker-entrypoint.sh"
     major = {"bullseye": 13, "bookworm": 15}[suite]
-    recipe = entrypoint.read_bytes() + b"PATH"
+    changes = (
+        "ENV LANG=C.UTF-8",
+        "ENV PGDATA=/var/lib/postgresql/data",
+        f"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/{major}/bin",
+        'ENTRYPOINT ["docker-entrypoint.sh"]',
+        'CMD ["postgres"]',
+    )
+    recipe = entrypoint.read_bytes() + "\n".join(changes).encode()
     tag = f"users-report-postgres:{major}-{hashlib.sha256(recipe).hexdigest()[:12]}"
     if cached(tag):
         return tag
@@ -151,15 +158,7 @@ def postgres_image(suite: str = "bullseye") -> str:
         shutil.rmtree(rootfs / "var" / "lib" / "postgresql" / str(major))
         shutil.rmtree(rootfs / "etc" / "postgresql" / str(major))
         shutil.copy(entrypoint, rootfs / "usr" / "local" / "bin" / "docker-entrypoint.sh")
-        import_image(
-            rootfs,
-            tag,
-            "ENV LANG=C.UTF-8",
-            "ENV PGDATA=/var/lib/postgresql/data",
-            f"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/{major}/bin",
-            'ENTRYPOINT ["docker-entrypoint.sh"]',
-            'CMD ["postgres"]',
-        )
+        import_image(rootfs, tag, *changes)
     return tag
 
 
