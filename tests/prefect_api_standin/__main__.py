@@ -1,12 +1,12 @@
 """Serves the stand-in: `python -m tests.prefect_api_standin --port 4200`."""
 
 import argparse
-import json
+import os
 import signal
 import threading
-from pathlib import Path
 
 from tests.prefect_api_standin.api import PrefectAPIStandIn
+from tests.prefect_api_standin.store import keep_in
 
 
 def main() -> None:
@@ -15,23 +15,22 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4200)
     parser.add_argument("--lifetime", type=float, default=900.0, help="seconds before it stops")
     parser.add_argument(
-        "--state-file",
-        type=Path,
-        help="keep the tables here across restarts, as the real server keeps "
-        "them in Postgres: loaded at start, written when stopped",
+        "--database-url",
+        default=os.environ.get("STANDIN_DATABASE_URL"),  # not in argv: it holds a password
+        help="keep the tables in this PostgreSQL database, as the real server keeps them "
+        "(tests/prefect_api_standin/store.py); without it, in memory only",
     )
     args = parser.parse_args()
     standin = PrefectAPIStandIn()
-    if args.state_file and args.state_file.exists():
-        standin.tables = json.loads(args.state_file.read_text())
+    stopped = threading.Event()
+    kept = keep_in(standin, args.database_url, stopped) if args.database_url else None
     standin.serve(args.host, args.port, args.lifetime)
     print(f"Prefect API stand-in at {standin.url} for {args.lifetime:g} s", flush=True)
-    stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())  # `docker stop`, `compose down`
     stopped.wait(args.lifetime)
-    if args.state_file:
-        with standin.lock:
-            args.state_file.write_text(json.dumps(standin.tables, default=str))
+    stopped.set()
+    if kept:
+        kept.join()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         schema = build_standin_schema()
         super().__init__(schema)
         self.operations = []  # (operation type, root field names, variables)
+        self.changes = 0  # mutations done and towel passes: when the tables may have changed
         # In memory, as the server's own lock is (api/states.py): run id -> locked until.
         self.submitted_locks = {}
         self.submitted_lock_seconds = SUBMITTED_LOCK_SECONDS
@@ -82,6 +83,7 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
                 data, errors = result.data, result.errors
                 if not errors:
                     self.operations += [(kind, list(fields), variables) for kind, fields in operations]
+                    self.changes += sum(kind == "mutation" for kind, _ in operations)
         body = {"data": data}
         if errors:
             body["errors"] = [{"message": error.message, "path": error.path} for error in errors]

@@ -22,6 +22,7 @@ class Towel:
     def run_towel(self, heartbeat_older_than: float) -> dict:
         cutoff = pendulum.now("UTC").subtract(seconds=heartbeat_older_than).isoformat()
         with self.lock:
+            self.changes += 1
             return {
                 "zombie_task_runs": self.reap_zombie_task_runs(cutoff),
                 "rescheduled_flow_runs": self.reschedule_flow_runs(cutoff),
