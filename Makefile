@@ -15,7 +15,7 @@ READY := $(VENV)/.installed
 setting = $$($(STACK) setting $(1)$(if $(2), "$(2)"))
 
 .DEFAULT_GOAL := help
-.PHONY: help check up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore ca
+.PHONY: help check up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore upgrade-db ca
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,6 +88,11 @@ backup: ## write the server's database to backups/prefect-<UTC time>.sql.gz
 restore: ## replace the server's database with FILE=backups/...sql.gz (asks first; YES=1 does not)
 	@[ -f "$(FILE)" ] || { echo "error: FILE=$(FILE) is not a file: make restore FILE=backups/prefect-<time>.sql.gz" >&2; exit 2; }
 	@YES=$(YES) RESTORE_LOCK_SECONDS=$(call setting,RESTORE_LOCK_SECONDS) sh scripts/restore-database.sh "$(FILE)" $(COMPOSE)
+
+# A backup first; the new cluster in the database's other volume; switched to only when every
+# table's rows match; the old volume kept (scripts/upgrade_database.py).
+upgrade-db: .env ## move the database to POSTGRES_IMAGE's PostgreSQL version (UNDO=1 goes back, FINISH=1 drops the old)
+	@$(PYTHON) -m scripts.upgrade_database -- $(COMPOSE)
 
 ca: ## write the CA of the proxy (make up PUBLIC=1) to certs/ca.crt, for browsers and agents
 	@mkdir -p certs; \

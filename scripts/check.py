@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from flows.shared.settings import SettingsError, names_in_file, number, url
+from flows.shared.settings import SettingsError, choice, names_in_file, number, url
 from scripts import dotenv
 
 COMPOSE_FILES = (
@@ -40,6 +40,7 @@ COMPOSE_READ: Dict[str, Callable[[str], None]] = {
     "START_SECONDS": lambda name: number(name, 900, int, 1, 86_400),
     "START_RESTARTS": lambda name: number(name, 3, int, 1, 100),
     "RESTORE_LOCK_SECONDS": lambda name: number(name, 60, int, 1, 3600),
+    "POSTGRES_VOLUME": lambda name: choice(name, "postgres-data", ("postgres-data", "postgres-data-2")),
     "APP_UID": lambda name: number(name, 1000, int, 1, 2**31 - 1),
     "DEMO_API_LATENCY": lambda name: number(name, 0.0, float, 0, 60),
     "DEMO_API_FAIL_RATE": lambda name: number(name, 0.0, float, 0, 1),

@@ -5,7 +5,7 @@
 # confirms on standard input; then the writers stop and the dump runs as one transaction
 # whose lock waits are bounded (the dump itself sets lock_timeout = 0: wait
 # forever), so a restore that fails leaves the database as it was. The writers start again
-# either way.
+# either way. CHECK_ONLY=1: the file's checks alone.
 #
 #   scripts/restore-database.sh FILE docker compose   (the compose command, as the Makefile has it)
 set -u
@@ -33,6 +33,8 @@ server=$((server / 10000))
 # pg_dump's output restores into its own major version or a newer one, never an older.
 [ -n "$dumped" ] && [ "$dumped" -le "$server" ] ||
   refuse "$file was dumped from PostgreSQL ${dumped:-?}, newer than the server's $server: a dump restores into the same major version or a newer one"
+# make upgrade-db's check of the backup it made: only the above.
+[ "${CHECK_ONLY:-}" != 1 ] || exit 0
 
 if [ "${YES:-}" != 1 ]; then
   printf 'Replace every flow, run and log on the server with %s? [y/N] ' "$file"

@@ -241,11 +241,16 @@ def major_refusal(data: Optional[int], server: Optional[int], image: str) -> Opt
     """PostgreSQL starts only on data of its own major version; another crash-loops."""
     if data is None or server is None or data == server:
         return None
+    if data > server:
+        return (
+            f"the database volume holds PostgreSQL {data} data and POSTGRES_IMAGE ({image}) is "
+            f"the older PostgreSQL {server}, which cannot start on it; nothing started. Set "
+            f"POSTGRES_IMAGE to a PostgreSQL {data} image in .env"
+        )
     return (
         f"the database volume holds PostgreSQL {data} data and POSTGRES_IMAGE ({image}) is "
-        f"PostgreSQL {server}, which cannot start on it; nothing started. Keep {data} "
-        f"(POSTGRES_IMAGE=postgres:{data} in .env) or move the data to {server}: "
-        f"docs/operations.md#another-postgresql-version"
+        f"PostgreSQL {server}, which cannot start on it; nothing started. Move the data to "
+        f"{server} with: make upgrade-db (a backup first; docs/operations.md#another-postgresql-version)"
     )
 
 

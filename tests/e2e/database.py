@@ -7,12 +7,16 @@ import gzip
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pendulum
+import pytest
 
 from flows.server_housekeeping.tasks import TABLES
+from scripts import dotenv
+from scripts.upgrade_database import TABLE_ROWS, counted
 from tests.e2e.helpers import docker_bridge
 from tests.e2e.runs import smoke
 from tests.programs.e2e_api import FINISHED
@@ -223,57 +227,218 @@ def restores_that_fail(stack: Stack, backup: Path, psql) -> str:
     )
 
 
-# The tables of the server's schema, each with its rows: what a move must bring over whole.
-TABLE_ROWS = """SELECT string_agg(table_name || '=' || (xpath('/row/c/text()', query_to_xml(
-  format('SELECT count(*) AS c FROM public.%I', table_name), false, true, '')))[1]::text, ','
-  ORDER BY table_name) FROM information_schema.tables
-  WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"""
+def volume(stack: Stack, key: str) -> str:
+    """The Docker name of one of the database's volumes (compose's <project>_<key>)."""
+    return f"{stack.name}_{key}"
 
 
-def another_major(stack: Stack) -> str:
-    """POSTGRES_IMAGE of a later major version: `make up` refuses it on the old version's
-    data in one line, before anything starts or changes; then the move docs/operations.md
-    gives (make backup, make down, the volume removed, make up on the new version, make
-    restore of the old version's dump) brings every table over, row for row, and runs go on.
-    The stack stays on the new version for the hops after this one."""
-    newer = stack.env.get("E2E_POSTGRES_NEXT_IMAGE", "postgres:15")
-    old_major = int(stack_psql(stack, "SHOW server_version_num")) // 10000
-    tables = stack_psql(stack, TABLE_ROWS)
-    assert "e2e_rows=400" in tables, tables  # backup_and_restore's
-    printed = stack.make("backup").stdout.strip()
-    backup = stack.dir / printed.split(" (")[0]
+def volume_exists(stack: Stack, key: str) -> bool:
+    return (
+        run("docker", "volume", "inspect", volume(stack, key), check=False, capture_output=True).returncode
+        == 0
+    )
+
+
+def upgrade_snapshot(stack: Stack) -> dict:
+    """What a move must keep: each ended run's state, logs and artifacts; the flows; the
+    schedule's switch (make upgrade-db counts every table's rows itself)."""
+    ended = stack.graphql(
+        "query($states: [String!]) { flow_run(where: {state: {_in: $states}}) { id state "
+        "logs { id } task_runs { id } } }",
+        {"states": sorted(FINISHED)},
+    )["flow_run"]
+    task_run_ids = [task_run["id"] for flow_run in ended for task_run in flow_run["task_runs"]]
+    artifacts = stack.graphql(
+        "query($ids: [uuid!]) { task_run_artifact(where: {task_run_id: {_in: $ids}}) { id } }",
+        {"ids": task_run_ids},
+    )["task_run_artifact"]
+    return {
+        "runs": {run["id"]: (run["state"], sorted(log["id"] for log in run["logs"])) for run in ended},
+        "artifacts": sorted(artifact["id"] for artifact in artifacts),
+        "flows": sorted(flow["id"] for flow in stack.flows()),
+        "scheduled": stack.graphql(
+            '{ flow(where: {name: {_eq: "Users report"}, archived: {_eq: false}}) { is_schedule_active } }'
+        )["flow"],
+    }
+
+
+def kept(before: dict, after: dict) -> None:
+    """Every ended run of `before` in `after`, as it was; the flows, artifacts, schedule too
+    (runs made meanwhile by the schedule may be added)."""
+    assert {run: after["runs"].get(run) for run in before["runs"]} == before["runs"]
+    assert set(before["artifacts"]) <= set(after["artifacts"])
+    assert after["flows"] == before["flows"] and after["scheduled"] == before["scheduled"] == [
+        {"is_schedule_active": True}
+    ]
+
+
+def upgrade(stack: Stack, *args, check=True, **settings) -> tuple:
+    """`make upgrade-db args` at a quiet moment: no flow container running, and not near the
+    minute, when the e2e's every-minute schedule starts one (make upgrade-db refuses to
+    move the database under a running flow, as the hop checks once on purpose); its result
+    and seconds."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        second = time.time() % 60
+        running = output(
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            "label=io.prefect.flow-run-id",
+            "--filter",
+            f"network={stack.name}",
+        )
+        if not running and 10 <= second <= 40:
+            begun = time.monotonic()
+            result = stack.make("upgrade-db", *args, check=check, **settings)
+            return result, time.monotonic() - begun
+        time.sleep(1)
+    raise AssertionError("a flow container kept running for 5 minutes")
+
+
+def server_major(stack: Stack) -> int:
+    return int(stack_psql(stack, "SHOW server_version_num")) // 10000
+
+
+def upgrade_db(stack: Stack) -> str:
+    """The stack on an older major version's data (the v1 stack starts on one, with every
+    earlier hop's runs in it): `make up` with the default's version stops with one line
+    naming `make upgrade-db`; make upgrade-db refuses while a flow container runs; a restore
+    that runs out of disk half-way leaves the stack on its old volume, unchanged; then it
+    moves every flow, run, log and artifact, the schedule still on, and a new run succeeds;
+    UNDO=1 goes back; moved again, FINISH=1 removes the old volume."""
+    old_image = dotenv.parse(stack.dir / ".env").get("POSTGRES_IMAGE", stack.postgres_image)
+    old_major = server_major(stack)
+    if old_image == stack.postgres_image:
+        pytest.skip(f"this stack starts on the default's PostgreSQL {old_major}: the v1 stack starts older")
+    new = {"POSTGRES_IMAGE": stack.postgres_image}
+    env_before = (stack.dir / ".env").read_text()
     postgres = stack.container("postgres")
     started = output("docker", "inspect", "-f", "{{.State.StartedAt}}", postgres)
 
-    refused = stack.make("up", check=False, POSTGRES_IMAGE=newer)
+    refused = stack.make("up", check=False, **new)
     said = [line for line in refused.stderr.splitlines() if line.startswith("make up: ")]
     assert refused.returncode != 0 and len(said) == 1, refused.stdout[-2000:] + refused.stderr[-2000:]
     assert said[0].startswith(
-        f"make up: the database volume holds PostgreSQL {old_major} data and POSTGRES_IMAGE ({newer}) is "
-    ) and said[0].endswith("docs/operations.md#another-postgresql-version"), said[0]
-    assert stack.container("postgres") == postgres  # not recreated, not restarted
+        f"make up: the database volume holds PostgreSQL {old_major} data and POSTGRES_IMAGE "
+    )
+    assert said[0].endswith(
+        "with: make upgrade-db (a backup first; docs/operations.md#another-postgresql-version)"
+    )
     assert output("docker", "inspect", "-f", "{{.State.StartedAt}}", postgres) == started
 
-    stack.make("down")
-    run("docker", "volume", "rm", f"{stack.name}_postgres-data", stdout=subprocess.DEVNULL)
-    stack.env["POSTGRES_IMAGE"] = newer
-    stack.make("up")
-    new_major = int(stack_psql(stack, "SHOW server_version_num")) // 10000
-    assert new_major > old_major, (old_major, new_major)
-    restored = stack.make("restore", f"FILE={backup}", "YES=1")
-    assert f"Restored {backup}." in restored.stdout, restored.stdout[-2000:]
-    assert stack_psql(stack, TABLE_ROWS) == tables
+    # A flow run's container (as the DockerAgent labels them) running: refused, nothing changed.
+    busy = output("docker", "run", "-d", "--rm", "--label", "io.prefect.flow-run-id=e2e-busy",
+                  "--network", stack.name, stack.base_image, "sleep", "120")  # fmt: skip
+    try:
+        refused = stack.make("upgrade-db", check=False, **new)
+    finally:
+        run("docker", "rm", "--force", busy, stdout=subprocess.DEVNULL)
+    assert (
+        refused.returncode != 0
+        and "make upgrade-db: flow runs are running (their containers: 1)" in refused.stderr
+    ), refused.stderr
+    assert stack.container("postgres") == postgres and (stack.dir / ".env").read_text() == env_before
+
+    failed = killed_upgrade(stack, new, env_before)
+    before = upgrade_snapshot(stack)
+    moved, took = upgrade(stack, **new)
+    assert "Every table's rows match" in moved.stdout, moved.stdout[-3000:]
+    assert server_major(stack) > old_major
+    assert dotenv.parse(stack.dir / ".env")["POSTGRES_VOLUME"] == "postgres-data-2"
+    assert volume_exists(stack, "postgres-data")  # kept until FINISH=1
+    kept(before, upgrade_snapshot(stack))
+    smoke(stack, 4)
+
+    undone, undo_took = upgrade(stack, "UNDO=1")
+    assert server_major(stack) == old_major, undone.stdout[-2000:]
+    assert not volume_exists(stack, "postgres-data-2") or not pg_version_in(stack, "postgres-data-2")
+    recorded = dotenv.parse(stack.dir / ".env")
+    assert (recorded["POSTGRES_VOLUME"], recorded["POSTGRES_IMAGE"]) == ("postgres-data", old_image)
+    kept(before, upgrade_snapshot(stack))
+
+    upgrade(stack, **new)
+    finished = stack.make("upgrade-db", "FINISH=1")
+    assert f"removed the old volume {volume(stack, 'postgres-data')}" in finished.stdout, finished.stdout
+    assert not volume_exists(stack, "postgres-data") and not (stack.dir / ".upgrade-db.json").exists()
+    assert server_major(stack) > old_major
+    kept(before, upgrade_snapshot(stack))
+    smoke(stack, 4)
+    return (
+        f"PostgreSQL {old_major} -> {server_major(stack)} in {took:.0f} s ({len(before['runs'])} ended runs, "
+        f"{len(before['artifacts'])} artifacts kept); refused on a running flow; {failed}; UNDO=1 in {undo_took:.0f} s, FINISH=1"
+    )
+
+
+def pg_version_in(stack: Stack, key: str) -> str:
+    """The PG_VERSION of a database volume, read by a throwaway container (empty: none)."""
+    return output("docker", "run", "--rm", "-v", f"{volume(stack, key)}:/data", stack.base_image,
+                  "sh", "-c", "cat /data/PG_VERSION 2>/dev/null || true")  # fmt: skip
+
+
+BULK_ROWS = 500_000  # about 50 MB: a few seconds of COPY to be caught in
+
+
+def kill_while_copying(stack: Stack, table: str) -> threading.Thread:
+    """Kills the new cluster's container (on the other volume) once the restore copies
+    `table`'s rows, as an out-of-memory kill or a host's hiccup would, half-way."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            new = output("docker", "ps", "-q", "--filter", f"volume={volume(stack, 'postgres-data-2')}")
+            copying = new and run(
+                "docker", "exec", new, "psql", "-U", "prefect", "-d", "prefect_server", "-tAc",
+                f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.{table} %'",
+                check=False, capture_output=True, text=True,
+            ).stdout.strip()  # fmt: skip
+            if copying == "1":
+                run("docker", "kill", new, check=False, stdout=subprocess.DEVNULL)
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def killed_upgrade(stack: Stack, new: dict, env_before: str) -> str:
+    """The new cluster killed half-way through the restore: make upgrade-db says so in one
+    line and leaves the stack on its old volume and version, rows as they were, the
+    half-made cluster gone, .env unchanged."""
+    stack_psql(stack, f"CREATE TABLE e2e_bulk AS SELECT n, md5(n::text) || md5((n + 1)::text) AS filler "
+                      f"FROM generate_series(1, {BULK_ROWS}) n")  # fmt: skip
+    tables = stack_psql(stack, TABLE_ROWS)
+    major = server_major(stack)
+    watcher = kill_while_copying(stack, "e2e_bulk")
+    failed, _ = upgrade(stack, check=False, **new)
+    watcher.join(timeout=1)
+    assert not watcher.is_alive(), "the restore never copied e2e_bulk"
+    said = [line for line in failed.stderr.splitlines() if line.startswith("make upgrade-db: ")]
+    assert failed.returncode != 0 and len(said) == 1, failed.stdout[-2000:] + failed.stderr[-2000:]
+    assert said[0].startswith("make upgrade-db: restoring backups/prefect-") and said[0].endswith(
+        f"the stack is back on its old volume (postgres-data) and PostgreSQL {major}, unchanged, "
+        "and the half-made cluster is removed"
+    ), said[0]
+    # Nothing lost: the stack ran on meanwhile (its schedule adds runs), so no table has fewer rows.
+    after = counted(stack_psql(stack, TABLE_ROWS))
+    assert server_major(stack) == major and after["public.e2e_bulk"] == BULK_ROWS
+    assert {table: rows for table, rows in counted(tables).items() if after.get(table, -1) < rows} == {}
+    assert not volume_exists(stack, "postgres-data-2") or not pg_version_in(stack, "postgres-data-2")
+    assert (stack.dir / ".env").read_text() == env_before and not (stack.dir / ".upgrade-db.json").exists()
     for service in ("agent", "apollo", "towel"):
         stack.wait_healthy(service)
-    smoke(stack, 8)
-    return f"PostgreSQL {old_major} -> {new_major}: refused in one line first; every table moved whole ({tables})"
+    stack_psql(stack, "DROP TABLE e2e_bulk")
+    return f"killed half-way ({said[0].split('failed: ', 1)[1].split(';')[0]}): back on {major}, unchanged"
 
 
 def clean(stack: Stack) -> str:
     result = stack.make("clean")
     assert "Removed the Postgres volume" in result.stdout, result.stdout[-1000:]
-    gone = run("docker", "volume", "inspect", f"{stack.name}_postgres-data", check=False, capture_output=True)
-    assert gone.returncode != 0, "make clean left the database volume"
+    assert not volume_exists(stack, "postgres-data") and not volume_exists(stack, "postgres-data-2"), (
+        "make clean left a database volume"
+    )
     assert not output("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={stack.name}")
     return "volume removed, no container left"
 
@@ -283,7 +448,7 @@ def external_database(stack: Stack) -> str:
     the stack's own runs here, started with `docker run`): `make up` starts no postgres
     service and gives Hasura and graphql its URL; `make backup` and `make restore` work
     against it through a client container; `make clean` leaves it alone and says so."""
-    image = stack.env.get("E2E_POSTGRES_IMAGE", "postgres:11")  # the stack's own image
+    image = stack.postgres_image  # the default's version
     host, port, password = docker_bridge(), free_port(), base64.b16encode(os.urandom(12)).decode().lower()
     name = f"{stack.name}-external-database"
     secret = {**os.environ, "POSTGRES_PASSWORD": password}  # through the environment, not argv

@@ -29,12 +29,12 @@ import pytest
 from tests.e2e.alerts import alerts
 from tests.e2e.database import (
     HOUSEKEEPING_WAVES,
-    another_major,
     backup_and_restore,
     clean,
     down_and_up,
     external_database,
     housekeeping,
+    upgrade_db,
 )
 from tests.e2e.front_door import (
     database_out_of_reach,
@@ -98,7 +98,7 @@ HOPS = [
     ("make up DASK=1 DASK_WORKERS=2: one run over both workers", dask_cluster),
     ("make down, make up: same .env, same registration", down_and_up),
     ("make backup, DROP TABLE, make restore: rows back", backup_and_restore),
-    ("POSTGRES_IMAGE of a later major: refused, then moved as the docs say", another_major),
+    ("make upgrade-db: an older PostgreSQL's data moved, undone, finished", upgrade_db),
     ("make clean removes the database volume", clean),
     ("POSTGRES_HOST: no postgres service; backup, restore and clean on it", external_database),
 ]

@@ -135,7 +135,7 @@ def base_image() -> str:
     return tag
 
 
-def postgres_image(suite: str = "bullseye") -> str:
+def postgres_image(suite: str) -> str:
     """A stand-in for the official postgres image: Debian's PostgreSQL of `suite` (bullseye's
     13, bookworm's 15) started by postgres/docker-entrypoint.sh as the official image
     starts, same variables, data path and PATH (its tools as commands)."""
@@ -230,8 +230,8 @@ def stack_images() -> tuple:
         return chosen, {}
     return chosen, {
         "BASE_IMAGE": base_image(),
-        "E2E_POSTGRES_IMAGE": postgres_image(),
-        # A later major version, for the move to it (tests/e2e/database.py another_major).
-        "E2E_POSTGRES_NEXT_IMAGE": postgres_image("bookworm"),
+        # The default's major version (15), and an older one for make upgrade-db to move.
+        "E2E_POSTGRES_IMAGE": postgres_image("bookworm"),
+        "E2E_POSTGRES_OLD_IMAGE": postgres_image("bullseye"),
         "PROXY_IMAGE": proxy_image(),
     }

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from scripts import dotenv
 from tests.programs.e2e_api import ServerQueries
 from tests.programs.e2e_base import ensure_command, run
 from tests.support import ROOT, free_port
@@ -72,8 +73,8 @@ class Stack(ServerQueries):
     """One compose project made with the Makefile, in its own copy of the checkout."""
 
     def __init__(self, version: str, local_images: dict, work: Path, name: str = "users-report-e2e"):
-        """`local_images`: BASE_IMAGE, E2E_POSTGRES_IMAGE (and E2E_POSTGRES_NEXT_IMAGE, a
-        later major version) and PROXY_IMAGE for the placeholders of
+        """`local_images`: BASE_IMAGE, E2E_POSTGRES_IMAGE (the default's major version; and
+        E2E_POSTGRES_OLD_IMAGE, an older one) and PROXY_IMAGE for the placeholders of
         docker-compose.placeholders.yml; empty: the real images. `name`: of the compose
         project (with the version), its network and images."""
         self.version, self.name = version, f"{name}-{version}"
@@ -106,8 +107,6 @@ class Stack(ServerQueries):
             "PROJECT_IMAGE": f"{self.name}:latest",
             "FLOW_IMAGE": self.flow_image,
             **local_images,
-            # The local PostgreSQL through the stack's own setting, as a user chooses one.
-            **({"POSTGRES_IMAGE": local_images["E2E_POSTGRES_IMAGE"]} if local_images else {}),
             "UI_PORT": str(self.ui_port),
             "APOLLO_PORT": str(self.apollo_port),
             "AGENT_PROJECT": self.agent_project,
@@ -121,9 +120,18 @@ class Stack(ServerQueries):
         # v2 through the Makefile's own detection; v1 named, as a user without v2 has it.
         self.compose_command = ["docker", "compose"] if version == "v2" else [compose_v1()]
         self.make_args = [] if version == "v2" else [f"COMPOSE={self.compose_command[0]}"]
-        # The flows' settings reach the agent from .env only, as a user sets them.
+        # The flows' settings reach the agent from .env only, as a user sets them; so does
+        # the database's image. The v1 stack starts on an older major version than the
+        # default's, for make upgrade-db to move (tests/e2e/database.py upgrade_db).
         self.make(".env")
         self.write_env(FLOW_SETTINGS)
+        self.postgres_image = (
+            local_images.get("E2E_POSTGRES_IMAGE")
+            or dotenv.parse(ROOT / ".env.example", commented=True)["POSTGRES_IMAGE"]
+        )
+        older = local_images.get("E2E_POSTGRES_OLD_IMAGE", "postgres:11") if version == "v1" else None
+        if older or local_images:
+            self.write_env({"POSTGRES_IMAGE": older or self.postgres_image})
 
     @property
     def api(self) -> str:

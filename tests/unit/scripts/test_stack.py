@@ -231,11 +231,15 @@ def test_the_probe_tells_the_datas_major_version_and_the_servers(said, majors):
     assert stack.postgres_majors(said) == majors
 
 
-def test_postgres_on_another_major_versions_data_is_refused_saying_both_ways_on():
+def test_postgres_on_an_older_major_versions_data_is_refused_naming_make_upgrade_db():
     assert stack.major_refusal(13, 15, "postgres:15.18") == (
         "the database volume holds PostgreSQL 13 data and POSTGRES_IMAGE (postgres:15.18) is "
-        "PostgreSQL 15, which cannot start on it; nothing started. Keep 13 (POSTGRES_IMAGE=postgres:13 "
-        "in .env) or move the data to 15: docs/operations.md#another-postgresql-version"
+        "PostgreSQL 15, which cannot start on it; nothing started. Move the data to 15 with: "
+        "make upgrade-db (a backup first; docs/operations.md#another-postgresql-version)"
+    )
+    assert stack.major_refusal(15, 11, "postgres:11").endswith(
+        "is the older PostgreSQL 11, which cannot start on it; nothing started. "
+        "Set POSTGRES_IMAGE to a PostgreSQL 15 image in .env"
     )
     for same_or_unknown in ((11, 11), (None, 15), (11, None)):
         assert stack.major_refusal(*same_or_unknown, "postgres:11") is None
