@@ -40,9 +40,12 @@ def test_a_cluster_without_workers_fails_the_run_in_one_line(cluster, users_api,
     result = finish(start_run(users_api.url, reports_dir, 10, DASK_ADDRESS=address, DASK_WORKER_WAIT=2))
 
     assert result.returncode == 1 and time.monotonic() - begun < 60
-    assert result.stderr.strip().splitlines()[-1] == (
+    # The run's own line; on a loaded machine distributed's closing client may log a
+    # timeout of its own after it.
+    said = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert said == [
         f"error: no Dask worker joined the scheduler at {address} within 2 s (DASK_WORKER_WAIT)"
-    )
+    ], result.stderr[-3000:]
     assert users_api.requests == []
 
 
