@@ -344,20 +344,24 @@ def main(argv=None) -> int:
         dotenv.create()
         return 0
     compose = [word for word in getattr(args, "compose", []) if word != "--"]
+    commands = {
+        "check": checked,
+        "up": lambda: up(compose),
+        "agent": lambda: agent(compose),
+        "agent-down": lambda: run([*agent_compose(compose), "down"]),
+    }
+    return as_make_says(args.command, commands[args.command])
+
+
+def as_make_says(command: str, action) -> int:
+    """Runs `action`; what stops it is one line, `make <command>: ...`, and its exit status."""
     try:
-        if args.command == "check":
-            checked()
-        elif args.command == "up":
-            up(compose)
-        elif args.command == "agent":
-            agent(compose)
-        else:
-            run([*agent_compose(compose), "down"])
+        action()
     except StackError as exc:
-        print(f"make {args.command}: {exc}", file=sys.stderr)
+        print(f"make {command}: {exc}", file=sys.stderr)
         return exc.code
     except dotenv.DotenvError as exc:
-        print(f"make {args.command}: {exc}", file=sys.stderr)
+        print(f"make {command}: {exc}", file=sys.stderr)
         return 1
     return 0
 

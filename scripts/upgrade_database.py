@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from scripts import dotenv
-from scripts.stack import POSTGRES_PROBE, StackError, postgres_majors, up
+from scripts.stack import POSTGRES_PROBE, StackError, as_make_says, postgres_majors, up
 
 SLOTS = ("postgres-data", "postgres-data-2")
 # What UNDO=1 and FINISH=1 need, from a finished upgrade until FINISH=1.
@@ -391,15 +391,7 @@ def upgrade_database(compose: list) -> None:
 def main(argv=None) -> int:
     """`python3 -m scripts.upgrade_database -- docker compose`, as the Makefile runs it."""
     compose = [word for word in (sys.argv[1:] if argv is None else argv) if word != "--"]
-    try:
-        upgrade_database(compose)
-    except StackError as exc:
-        print(f"make upgrade-db: {exc}", file=sys.stderr)
-        return exc.code
-    except dotenv.DotenvError as exc:
-        print(f"make upgrade-db: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return as_make_says("upgrade-db", lambda: upgrade_database(compose))
 
 
 if __name__ == "__main__":
