@@ -258,7 +258,7 @@ class Upgrade:
         self.postgres_on(slot, old_image)
         room = room_refusal(
             cluster_bytes=int(self.psql("SELECT sum(pg_database_size(oid)) FROM pg_database")),
-            volume_free=int(self.psql_df()) * 1024,
+            volume_free=self.volume_free_kib() * 1024,
             backup_bytes=int(self.psql("SELECT pg_database_size('prefect_server')")) // 2,
             backups_free=free_bytes(Path("backups")),
         )
@@ -308,12 +308,12 @@ class Upgrade:
             f"make upgrade-db FINISH=1 removes it, make upgrade-db UNDO=1 goes back to it."
         )
 
-    def psql_df(self) -> str:
+    def volume_free_kib(self) -> int:
         """Free KiB of the disk the database volumes are on, as the postgres container sees it."""
         said = self.checked(
             "exec", "-T", "postgres", "df", "-Pk", "/var/lib/postgresql/data", what="reading free disk"
         )
-        return said.strip().splitlines()[-1].split()[3]
+        return int(said.strip().splitlines()[-1].split()[3])
 
     def put_back(self, slot: str, image: str, running: List[str], remove: Optional[str] = None) -> None:
         """The stack as it was: postgres on its old volume and image, the services that ran
