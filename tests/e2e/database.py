@@ -272,29 +272,27 @@ def kept(before: dict, after: dict) -> None:
     ]
 
 
-def upgrade(stack: Stack, *args, check=True, **settings) -> tuple:
-    """`make upgrade-db args` at a quiet moment: no flow container running, and not near the
-    minute, when the e2e's every-minute schedule starts one (make upgrade-db refuses to
-    move the database under a running flow, as the hop checks once on purpose); its result
-    and seconds."""
+def quiet_moment(stack: Stack) -> None:
+    """Returns when no flow container runs and the minute is not near its end, when the
+    e2e's every-minute schedule starts one: make upgrade-db refuses to move the database
+    under a running flow (the hop checks that once, on purpose)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        second = time.time() % 60
         running = output(
-            "docker",
-            "ps",
-            "-q",
-            "--filter",
-            "label=io.prefect.flow-run-id",
-            "--filter",
-            f"network={stack.name}",
-        )
-        if not running and 10 <= second <= 40:
-            begun = time.monotonic()
-            result = stack.make("upgrade-db", *args, check=check, **settings)
-            return result, time.monotonic() - begun
+            "docker", "ps", "-q", "--filter", "label=io.prefect.flow-run-id", "--filter", f"network={stack.name}"
+        )  # fmt: skip
+        if not running and 10 <= time.time() % 60 <= 40:
+            return
         time.sleep(1)
     raise AssertionError("a flow container kept running for 5 minutes")
+
+
+def upgrade(stack: Stack, *args, check=True, **settings) -> tuple:
+    """`make upgrade-db args` at a quiet moment; its result and seconds."""
+    quiet_moment(stack)
+    begun = time.monotonic()
+    result = stack.make("upgrade-db", *args, check=check, **settings)
+    return result, time.monotonic() - begun
 
 
 def server_major(stack: Stack) -> int:
@@ -329,6 +327,7 @@ def upgrade_db(stack: Stack) -> str:
     assert output("docker", "inspect", "-f", "{{.State.StartedAt}}", postgres) == started
 
     # A flow run's container (as the DockerAgent labels them) running: refused, nothing changed.
+    quiet_moment(stack)  # no other flow container meanwhile
     busy = output("docker", "run", "-d", "--rm", "--label", "io.prefect.flow-run-id=e2e-busy",
                   "--network", stack.name, stack.base_image, "sleep", "120")  # fmt: skip
     try:
