@@ -24,6 +24,7 @@ USER app
 COPY demo/ demo/
 COPY agent/ agent/
 COPY stack/ stack/
+COPY door/ door/
 COPY register.py ./
 # Last: a flow edit, the most frequent change, rebuilds this one small layer (a layer costs
 # seconds on some storage drivers).

@@ -15,7 +15,7 @@ READY := $(VENV)/.installed
 setting = $$($(STACK) setting $(1)$(if $(2), "$(2)"))
 
 .DEFAULT_GOAL := help
-.PHONY: help check up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore upgrade-db ca
+.PHONY: help check up down clean register logs ps smoke run test lint e2e bench agent agent-down backup restore upgrade-db ca user users audit
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,6 +93,17 @@ restore: ## replace the server's database with FILE=backups/...sql.gz (asks firs
 # table's rows match; the old volume kept (scripts/upgrade_database.py).
 upgrade-db: .env ## move the database to POSTGRES_IMAGE's PostgreSQL version (UNDO=1 goes back, FINISH=1 drops the old)
 	@$(PYTHON) -m scripts.upgrade_database -- $(COMPOSE)
+
+# People and the record are the door's (door/people.py), in the database: run in its
+# container. The password is made there and printed once, never on a command line.
+user: ## add a person or change their role, with a new password: make user NAME=ana ROLE=operator (ROLE=none removes)
+	@$(COMPOSE) exec -T door python -m door user "$(NAME)" "$(ROLE)"
+
+users: ## list the people who may log in: name, role, created, last seen
+	@$(COMPOSE) exec -T door python -m door users
+
+audit: ## the last 50 changes and refusals at the door: when, who, role, what, allowed or not
+	@$(COMPOSE) exec -T door python -m door audit
 
 ca: ## write the CA of the proxy (make up PUBLIC=1) to certs/ca.crt, for browsers and agents
 	@mkdir -p certs; \

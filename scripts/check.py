@@ -59,9 +59,20 @@ def known_names(root: Path) -> set:
     return read | COMPOSE_OWN | set(COMPOSE_READ)
 
 
+# Settings of earlier versions that nothing reads now, with what to do instead.
+RETIRED = {
+    name: f"{name} in .env is no longer read: people log in as themselves now; delete that "
+    "line, make up, then make user NAME=<you> ROLE=admin (docs/security.md#people-and-roles)"
+    for name in ("UI_USER", "UI_PASSWORD_HASH")
+}
+
+
 def unknown(names, known: set) -> List[str]:
     lines = []
     for name in sorted(set(names) - known):
+        if name in RETIRED:
+            lines.append(RETIRED[name])
+            continue
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}?" if close else "docs/settings.md lists every setting"
         lines.append(f"{name} in .env is not a setting: {hint}")

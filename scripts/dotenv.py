@@ -4,12 +4,10 @@ virtual environment. A setting's default is the one `.env.example` documents
 (`# NAME=value`): declared once.
 """
 
-import base64
 import os
 import re
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 ENV, EXAMPLE = Path(".env"), Path(".env.example")
@@ -63,7 +61,7 @@ def write_private(path: Path, lines) -> None:
 
 
 def create() -> None:
-    """.env from .env.example, once: the empty secret gets 24 random bytes in hex, the
+    """.env from .env.example, once: the empty secrets get 24 random bytes in hex each, the
     reports folder and the flows' secrets file their absolute paths (the agent binds them
     from the host), APP_UID this user's uid."""
     if ENV.exists():
@@ -74,6 +72,7 @@ def create() -> None:
         "HOST_REPORTS_DIR": str(here / "reports"),
         "APP_UID": str(uid) if uid else ROOT_APP_UID,
         "FLOW_SECRETS_FILE": str(here / "flow-secrets.env"),
+        "API_TOKEN": secrets.token_hex(24),
     }
     lines = []
     for line in EXAMPLE.read_text().splitlines():
@@ -123,8 +122,6 @@ def record_mode(name: str, on: bool) -> None:
         lines.append(f"COMPOSE_PROFILES={','.join(profiles)}")
     write_private(ENV, lines)
     set_value("COMPOSE_FILE", compose_file(public))
-    if name == "public" and on:
-        public_secrets()
 
 
 def is_public() -> bool:
@@ -134,31 +131,6 @@ def is_public() -> bool:
 def compose_file(public: bool) -> str:
     database = DATABASE_FILES[bool(get("POSTGRES_HOST"))]
     return ":".join(["docker-compose.yml", database, PORTS_FILES[public]])
-
-
-def public_secrets() -> None:
-    """The proxy's secrets, each made once: API_TOKEN, and a UI password printed now and
-    kept in .env only as its bcrypt hash (base64: .env values must not hold `$`)."""
-    settings = parse(ENV)
-    if not settings.get("API_TOKEN"):
-        set_value("API_TOKEN", secrets.token_hex(24))
-    if settings.get("UI_PASSWORD_HASH"):
-        return
-    image, password = get("PROXY_IMAGE"), secrets.token_hex(12)
-    hashed = subprocess.run(
-        ["docker", "run", "--rm", "-i", image, "caddy", "hash-password"],
-        input=f"{password}\n",
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    last = hashed.splitlines()[-1] if hashed else ""
-    if not last.startswith("$2"):
-        raise DotenvError(f"{image} could not hash the UI password")
-    set_value("UI_PASSWORD_HASH", base64.b64encode(last.encode()).decode())
-    print(
-        f"UI login at https://{get('PUBLIC_HOST')}:{get('PUBLIC_PORT')}/  user {get('UI_USER')}, password {password}"
-    )
-    print("  (shown only now: .env keeps only its hash; delete UI_PASSWORD_HASH there for a new one)")
 
 
 def set_value(name: str, value: str) -> None:
@@ -172,9 +144,12 @@ def set_value(name: str, value: str) -> None:
 def prepare() -> None:
     """What `make up` needs before Compose runs: COMPOSE_FILE naming the database in use (an
     .env from before it had none gets one); the reports folder and the flows' secrets file
-    (mode 600, empty at first), which Docker would make root-owned folders of."""
+    (mode 600, empty at first), which Docker would make root-owned folders of; API_TOKEN,
+    which an .env from before every stack had one lacks."""
     if parse(ENV).get("COMPOSE_FILE", "") != compose_file(is_public()):
         set_value("COMPOSE_FILE", compose_file(is_public()))
+    if not parse(ENV).get("API_TOKEN"):
+        set_value("API_TOKEN", secrets.token_hex(24))
     reports = Path(get("HOST_REPORTS_DIR", default="reports"))
     reports.mkdir(parents=True, exist_ok=True)
     if os.getuid() == 0:  # the folder, and the ledger a root `make run` may have made, to the flow runs' user

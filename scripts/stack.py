@@ -291,6 +291,8 @@ def up(compose: list) -> None:
     print(f'\nPrefect UI:  {ui}  (flow "Users report", project "{dotenv.get("PREFECT_PROJECT")}")')
     print(f"Reports:     {dotenv.get('HOST_REPORTS_DIR')}")
     print("Next:        make smoke (one checked run), or start runs from the UI (docs/pipeline.md)")
+    if dotenv.is_public():
+        print("People:      make user NAME=<name> ROLE=<viewer|operator|maintainer|admin> (docs/security.md)")
 
 
 def agent_compose(compose: list) -> list:

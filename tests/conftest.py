@@ -12,6 +12,7 @@ from tests.support import ROOT, free_port
 from tests.support.compose_config import compose_config
 from tests.support.compose_versions import COMPOSE_VERSIONS
 from tests.support.pipeline_runs import closed_port_url, finish, start_run
+from tests.support.postgres import temporary_postgres
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -22,6 +23,25 @@ def pytest_configure(config):
     os.environ["PREFECT__BACKEND"] = "server"
     os.environ["PREFECT__SERVER__HOST"] = "http://127.0.0.1"
     os.environ["PREFECT__SERVER__PORT"] = str(free_port())
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of this machine's, for what the stack keeps in its database."""
+    with temporary_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def people(postgres_url):
+    """The door's tables (door/people.py), empty at each test's start."""
+    from door.people import People
+
+    store = People(postgres_url)
+    with store.cursor() as cursor:
+        cursor.execute("TRUNCATE door.person, door.audit")
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
         "dask-scheduler",
         "dask-worker",
         "proxy",
+        "door",
     }
     assert config["services"]["users-api"]["profiles"] == ["offline"]
     assert config["services"]["dask-worker"]["profiles"] == ["dask"]
@@ -104,7 +105,8 @@ def test_only_the_proxy_is_published_and_only_on_loopback(config, compose_versio
 
 def test_public_mode_publishes_only_the_proxys_https_port(compose_version):
     """`make up PUBLIC=1` takes docker-compose.public.yml instead of the override: one port,
-    the proxy's, which reaches the UI and the API with the secrets from .env."""
+    the proxy's, which reaches the UI and the API through the door, where a login is
+    required; the proxy holds no secret."""
     config = compose_config(
         compose_version,
         public=True,
@@ -112,7 +114,6 @@ def test_public_mode_publishes_only_the_proxys_https_port(compose_version):
         PUBLIC_BIND="10.0.0.5",
         PUBLIC_HOST="prefect.office.example",
         API_TOKEN="machine-token",
-        UI_PASSWORD_HASH="aGFzaA==",
         UI_PUBLIC_URL="https://prefect.office.example:9443",
     )
     published = {name: service["ports"] for name, service in config["services"].items() if service["ports"]}
@@ -127,25 +128,27 @@ def test_public_mode_publishes_only_the_proxys_https_port(compose_version):
         "UI_PORT": "8080",
         "PUBLIC_HOST": "prefect.office.example",
         "PUBLIC_TLS": "internal",
-        "UI_USER": "prefect",
-        "UI_PASSWORD_HASH": "aGFzaA==",
-        "API_TOKEN": "machine-token",
     }
     assert proxy["depends_on"] == {
-        "apollo": {"condition": "service_healthy"},
+        "door": {"condition": "service_healthy"},
         "ui": {"condition": "service_healthy"},
     }
-    assert compose_config(compose_version, public=True)["services"]["proxy"]["environment"]["API_TOKEN"] == ""
+    door = config["services"]["door"]
+    assert door["environment"]["DOOR_LOGIN"] == "required" and not door["ports"]
+    assert compose_config(compose_version)["services"]["door"]["environment"]["DOOR_LOGIN"] == ""
 
 
 def test_postgres_and_hasura_are_on_a_network_of_their_own(config):
     """Flow containers, Dask workers, the demo API, the UI, the proxy and the agent join
-    prefect-server only: none of them reaches Hasura (no admin secret) or Postgres."""
+    prefect-server only: none of them reaches Hasura (no admin secret) or Postgres. The door
+    joins it for its own schema, with the server's URL."""
     assert config["networks"]["prefect-db"]["internal"] is True
     on_db = sorted(
         name for name, service in config["services"].items() if "prefect-db" in service["networks"]
     )
-    assert on_db == ["apollo", "graphql", "hasura", "postgres", "towel"]
+    assert on_db == ["apollo", "door", "graphql", "hasura", "postgres", "towel"]
+    door = config["services"]["door"]["environment"]["DOOR_DATABASE_URL"]
+    assert door == config["services"]["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"]
     assert (
         list(config["services"]["postgres"]["networks"])
         == list(config["services"]["hasura"]["networks"])
@@ -171,10 +174,12 @@ def test_an_external_database_takes_postgres_place_reached_over_a_network_with_a
     url = "postgresql://office:pg-secret@db.office.internal:6432/prefect_office?sslmode=verify-full"
     assert services["hasura"]["environment"]["HASURA_GRAPHQL_DATABASE_URL"] == url
     assert services["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == url
+    assert services["door"]["environment"]["DOOR_DATABASE_URL"] == url
     assert not services["hasura"].get("depends_on")
     networks = config["networks"]
     assert networks["prefect-db"]["internal"] is True and not networks["database"].get("internal")
     assert sorted(name for name, service in services.items() if "database" in service["networks"]) == [
+        "door",
         "graphql",
         "hasura",
     ]

@@ -11,7 +11,9 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.e2e.helpers import docker_bridge, start_remote_agent, stop_remote_agent
+import pytest
+
+from tests.e2e.helpers import docker_bridge, inside, start_remote_agent, stop_remote_agent
 from tests.programs.e2e_api import FINISHED
 from tests.programs.e2e_stack import Stack, output
 from tests.programs.smoke import check_report
@@ -106,13 +108,28 @@ def foreign_image(stack: Stack) -> str:
 
 
 def run_configs_refused(stack: Stack) -> str:
-    """Runs whose own run config would mount the host or set the container's environment,
-    as anyone reaching the API can start them: Failed with the agent's reason, no container."""
+    """Runs whose own run config would mount the host or set the container's environment:
+    the door refuses them, even to the admin at the keyboard, and no run is made; sent past
+    the door from inside the stack, the agent refuses them: Failed with its reason, no
+    container."""
     flow = stack.active_flow()
     messages = []
     for change in ({"host_config": {"binds": ["/:/host"]}}, {"env": {"BROWSER": "id"}}):
-        run_config = {**flow["run_config"], **change}
-        answer = post(stack.api, CREATE_FLOW_RUN, {"id": flow["id"], "runConfig": run_config})
+        variables = {"id": flow["id"], "runConfig": {**flow["run_config"], **change}}
+        runs = set(stack.runs({}))
+        request = urllib.request.Request(
+            f"{stack.api}/graphql",
+            data=json.dumps({"query": CREATE_FLOW_RUN, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        said = json.load(refused.value)["errors"][0]["message"]
+        assert refused.value.code == 403 and said == (
+            "door: create_flow_run: no role may send a run with its own run_config (role admin, local)"
+        ), said
+        assert set(stack.runs({})) == runs
+        answer = inside(stack, "agent", "/graphql", {"query": CREATE_FLOW_RUN, "variables": variables})
         run_id = answer["data"]["create_flow_run"]["id"]
         flow_run = stack.wait_for_runs([run_id])[run_id]
         assert flow_run["state"] == "Failed", stack.explain(run_id)
@@ -123,7 +140,7 @@ def run_configs_refused(stack: Stack) -> str:
         assert "the run's own run config (create_flow_run)" in flow_run["state_message"], flow_run
         assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
         messages.append(flow_run["state_message"].split(",")[0])
-    return "; ".join(messages)
+    return "the door: 403; past it: " + "; ".join(messages)
 
 
 def database_out_of_reach(stack: Stack) -> str:
@@ -146,13 +163,21 @@ def database_out_of_reach(stack: Stack) -> str:
     return ", ".join(f"{host} {state}" for host, state in lines.items())
 
 
+def person(stack: Stack, name: str, role: str) -> str:
+    """`make user` for `name`: the Basic login it gives, from its last line."""
+    made = stack.make("user", NAME=name, ROLE=role).stdout
+    password = re.fullmatch(r"password: (\S+)", made.strip().splitlines()[-1])[1]
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
 def team_access(stack: Stack) -> str:
     """`make up PUBLIC=1` on this host's bridge address (a team's network here): only the
-    proxy is published. Without credentials / and /graphql answer 401; the UI login opens
-    both; API_TOKEN opens the API and a wrong token does not; plain HTTP is refused. `make
-    ca` gives the CA that an agent in its own compose project trusts, reaching the server
-    only through the proxy with the token: it claims and finishes its run. `make up
-    PUBLIC=0` goes back to the loopback ports."""
+    proxy is published. Without a login / and /graphql answer 401; each person's login
+    opens both, with what their role allows and a 403 naming the field and role for the
+    rest, nothing made; API_TOKEN opens the API alone and a wrong one nothing; plain HTTP is
+    refused. `make audit` names who did and who tried. `make ca` gives the CA that an agent
+    in its own compose project trusts, reaching the server only through the proxy with the
+    token: it claims and finishes a maintainer's run. `make up PUBLIC=0` goes back."""
     host, port, loopback_files = docker_bridge(), free_port(), stack.env["COMPOSE_FILE"]
     with stack.settings(
         PUBLIC_HOST=host,
@@ -161,13 +186,19 @@ def team_access(stack: Stack) -> str:
         COMPOSE_FILE=loopback_files.replace("docker-compose.override.yml", "docker-compose.public.yml"),
     ):
         up = stack.make("up", "PUBLIC=1")
-        password = re.search(r"user prefect, password (\S+)", up.stdout)[1]
+        assert "People:      make user NAME=" in up.stdout, up.stdout
         assert published_ports(stack) == {"proxy": [f"{host}:{port}"]}, published_ports(stack)
         stack.make("ca")
         tls = ssl.create_default_context(cafile=str(stack.dir / "certs" / "ca.crt"))
         public = f"https://{host}:{port}"
         token = re.search(r"^API_TOKEN=(\S+)$", (stack.dir / ".env").read_text(), re.M)[1]
-        login = "Basic " + base64.b64encode(f"prefect:{password}".encode()).decode()
+        logins = {
+            role: person(stack, f"e2e-{role}", role) for role in ("viewer", "operator", "maintainer", "admin")
+        }
+        bad = stack.make("user", NAME="Root", ROLE="admin", check=False)
+        assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+            "door: NAME='Root' is not allowed"
+        ), bad.stderr
 
         def ask(path, query=None, authorization=None, base=public, variables=None, **headers):
             """Status and body of a GET (or a GraphQL POST of `query`) through the proxy."""
@@ -187,39 +218,58 @@ def team_access(stack: Stack) -> str:
             except urllib.error.HTTPError as error:
                 return error.code, error.read().decode()
 
-        hello = "query { hello }"
+        hello, viewer = "query { hello }", logins["viewer"]
         assert ask("/")[0] == ask("/graphql", hello)[0] == 401
-        assert ask("/", authorization=login)[0] == 200
-        assert json.loads(ask("/graphql", hello, login)[1])["data"]["hello"] == "hello"
+        assert ask("/", authorization=viewer)[0] == 200
+        assert json.loads(ask("/graphql", hello, viewer)[1])["data"]["hello"] == "hello"
         assert json.loads(ask("/graphql", hello, f"Bearer {token}")[1])["data"]["hello"] == "hello"
         assert ask("/graphql", hello, f"Bearer {token}x")[0] == 401
+        assert ask("/graphql", hello, viewer[:-4] + "AAAA")[0] == 401
         assert ask("/", authorization=f"Bearer {token}")[0] == 401  # the token opens the API only
         status, body = ask("/", base=f"http://{host}:{port}")
         assert status == 400 and "HTTP request to an HTTPS server" in body, (status, body)
         # The login cached in a browser opens nothing for another site's page.
-        assert ask("/graphql", hello, login, Origin=public)[0] == 200, ask(
-            "/graphql", hello, login, Origin=public
+        assert ask("/graphql", hello, viewer, Origin=public)[0] == 200
+        assert ask("/graphql", hello, viewer, Origin="https://evil.example")[0] == 403
+        assert ask("/graphql", hello, viewer, Host="evil.example")[0] == 403  # DNS rebinding
+        assert ask("/graphql", hello, viewer, **{"Content-Type": "text/plain"})[0] == 403  # a form's post
+
+        # Each role: one thing it may do, one it may not (nothing made), as the UI sends them.
+        flow = stack.active_flow()
+        page = json.loads(
+            ask("/graphql", FLOW_PAGE_QUERY, viewer, variables={"id": flow["flow_group_id"]})[1]
         )
-        assert ask("/graphql", hello, login, Origin="https://evil.example")[0] == 403
-        assert ask("/graphql", hello, login, Host="evil.example")[0] == 403  # DNS rebinding
-        assert ask("/graphql", hello, login, **{"Content-Type": "text/plain"})[0] == 403  # a form's post
+        run_page = run_page_variables(page["data"]["flow_group_by_pk"], {"n_users": 6}, "e2e-operator")
+        remote_run = run_page_variables(
+            page["data"]["flow_group_by_pk"], {"n_users": 13}, "e2e-remote", ["e2e-remote"]
+        )
+        delete = "mutation($id: UUID!) { delete_flow_run(input: {flow_run_id: $id}) { success } }"
+        hooks = "query { cloud_hook { id config } }"
+        runs_before = set(stack.runs({}))
+        status, body = ask("/graphql", CREATE_FLOW_RUN, viewer, variables=run_page)
+        assert (
+            status == 403
+            and "create_flow_run: operator or above, not viewer (role viewer, e2e-viewer)" in body
+        ), body
+        assert set(stack.runs({})) == runs_before
+        operator_run = json.loads(ask("/graphql", CREATE_FLOW_RUN, logins["operator"], variables=run_page)[1])
+        operator_run = operator_run["data"]["create_flow_run"]["id"]
+        status, body = ask("/graphql", delete, logins["operator"], variables={"id": operator_run})
+        assert status == 403 and "delete_flow_run: maintainer or above, not operator" in body, body
+        status, body = ask("/graphql", hooks, logins["maintainer"])
+        assert status == 403 and "cloud_hook holds a secret: admin only, not maintainer" in body, body
+        assert "errors" not in json.loads(ask("/graphql", hooks, logins["admin"])[1])
+        with_context = {**run_page, "context": {"secrets": {"TOKEN": "x"}}}
+        status, body = ask("/graphql", CREATE_FLOW_RUN, logins["admin"], variables=with_context)
+        assert status == 403 and "no role may send a run with its own context" in body, body
+        status, body = ask("/graphql", CREATE_FLOW_RUN, f"Bearer {token}", variables=run_page)
+        assert status == 403 and "no role may send it through the door (role agent" in body, body
+        assert stack.wait_for_runs([operator_run])[operator_run]["state"] == "Success", stack.explain(
+            operator_run
+        )
 
         remote_reports = start_remote_agent(stack, f"{public}/graphql")
-        flow_id = json.loads(
-            ask(
-                "/graphql",
-                'query { flow(where: {archived: {_eq: false}, name: {_eq: "Users report"}}) { id } }',
-                f"Bearer {token}",
-            )[1]
-        )["data"]["flow"][0]["id"]
-        created = ask(
-            "/graphql",
-            "mutation($input: create_flow_run_input!) { create_flow_run(input: $input) { id } }",
-            f"Bearer {token}",
-            variables={
-                "input": {"flow_id": flow_id, "parameters": {"n_users": 13}, "labels": ["e2e-remote"]}
-            },
-        )
+        created = ask("/graphql", CREATE_FLOW_RUN, logins["maintainer"], variables=remote_run)
         run_id = json.loads(created[1])["data"]["create_flow_run"]["id"]
         deadline = time.monotonic() + 180
         while (
@@ -238,11 +288,95 @@ def team_access(stack: Stack) -> str:
         ).stdout
         assert run_id in agent_log and token not in agent_log
         stop_remote_agent(stack)
+
+        audit = stack.make("audit").stdout
+        assert re.search(r"e2e-operator \(operator\)  create_flow_run  allowed  .*\"n_users\": 6", audit), (
+            audit
+        )
+        assert "e2e-viewer (viewer)  create_flow_run  REFUSED: create_flow_run: operator or above" in audit, (
+            audit
+        )
+        assert "agent (agent)  create_flow_run  REFUSED" in audit, audit
+        listed = stack.make("users").stdout
+        assert [line.split()[:2] for line in listed.splitlines()] == [
+            [f"e2e-{role}", role] for role in ("admin", "maintainer", "operator", "viewer")
+        ], listed
+        assert stack.make("user", NAME="e2e-viewer", ROLE="none").stdout.strip() == "e2e-viewer: removed"
+        assert ask("/graphql", hello, viewer)[0] == 401
     stack.make("up", "PUBLIC=0")
     loopback = sorted([f"127.0.0.1:{stack.ui_port}", f"127.0.0.1:{stack.apollo_port}"])
     assert published_ports(stack) == {"proxy": loopback}, published_ports(stack)
     assert stack.run(run_id)["state"] == "Success"  # the API on its loopback port again
-    return f"only {public} published; 401 without a login, UI login and API_TOKEN let in; remote agent's run Success"
+    return (
+        f"only {public} published; 401 without a login; each role's allowed and refused operation; "
+        "API_TOKEN opens the API alone; remote agent's run Success; make audit names them"
+    )
+
+
+def no_role_may(stack: Stack) -> str:
+    """On loopback, where the person at the keyboard is admin without a login, what no role
+    may do is refused all the same, with nothing stored: a task run state naming a result
+    file, a finished run set Running again, a flow registered, an alert hook to Hasura. A run with
+    parameters goes through, and `make audit` shows it and the refusals."""
+    run_id = stack.create_run({"n_users": 8})
+    assert stack.wait_for_runs([run_id])[run_id]["state"] == "Success", stack.explain(run_id)
+    task_run = stack.graphql(
+        "query($id: uuid!) { task_run(where: {flow_run_id: {_eq: $id}}, limit: 1) { id version state } }",
+        {"id": run_id},
+    )["task_run"][0]
+    attempts = {
+        "set_task_run_states": (
+            "mutation($id: UUID!, $v: Int!) { set_task_run_states(input: {states: [{task_run_id: $id, version: $v, "
+            'state: {type: "Success", _result: {type: "LocalResult", dir: "/", location: "/reports/evil.pickle"}}}]}) '
+            "{ states { id } } }",
+            {"id": task_run["id"], "v": task_run["version"]},
+        ),
+        "set_flow_run_states": (
+            "mutation($id: UUID!) { set_flow_run_states(input: {states: [{flow_run_id: $id, version: 1, "
+            'state: {type: "Running"}}]}) { states { id } } }',
+            {"id": run_id},
+        ),
+        "create_flow_from_compressed_string": (
+            'mutation { create_flow_from_compressed_string(input: {serialized_flow: "x", project_id: "p"}) { id } }',
+            {},
+        ),
+        "create_cloud_hook": (
+            'mutation { create_cloud_hook(input: {type: "WEBHOOK", states: ["Failed"], '
+            'config: {url: "http://hasura:3000/v1/query"}}) { id } }',
+            {},
+        ),
+    }
+    before = (
+        stack.flows(),
+        stack.graphql("query { cloud_hook { id } }")["cloud_hook"],
+        stack.task_runs(run_id),
+    )
+    for field, (query, variables) in attempts.items():
+        request = urllib.request.Request(
+            f"{stack.api}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        said = json.load(refused.value)["errors"][0]["message"]
+        assert refused.value.code == 403 and said.startswith(f"door: {field}: no role may send"), said
+    after = (
+        stack.flows(),
+        stack.graphql("query { cloud_hook { id } }")["cloud_hook"],
+        stack.task_runs(run_id),
+    )
+    assert after == before
+    assert stack.run(run_id)["state"] == "Success"
+    audit = stack.make("audit").stdout.splitlines()
+    assert any("local (admin)  create_flow_run  allowed" in line and '"n_users": 8' in line for line in audit)
+    for field in attempts:
+        assert any(f"local (admin)  {field}  REFUSED: {field}: no role may send" in line for line in audit), (
+            field
+        )
+    return (
+        f"{len(attempts)} refused with nothing stored; the run with n_users=8 Success; make audit shows them"
+    )
 
 
 def reports_link(stack: Stack) -> str:

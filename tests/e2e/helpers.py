@@ -117,3 +117,18 @@ def stop_remote_agent(stack: Stack) -> None:
     assert not stack.containers("agent", agent=True)
     gone = run("docker", "network", "inspect", stack.agent_project, check=False, capture_output=True)
     assert gone.returncode != 0, "make agent-down left its network"
+
+
+def inside(stack: Stack, service: str, path: str, body: dict) -> dict:
+    """A POST to apollo from inside the stack (`service`'s container), past the door, as any
+    container on the stack's network can send it: what the agent's own checks must stop."""
+    script = (
+        "import json, sys, urllib.request as r\n"
+        "request = r.Request(sys.argv[1], data=sys.stdin.buffer.read(), headers={'Content-Type': 'application/json'})\n"
+        "print(r.urlopen(request, timeout=30).read().decode())\n"
+    )
+    answer = stack.compose(
+        "exec", "-T", service, "python", "-c", script, f"http://apollo:4200{path}",
+        input=json.dumps(body), capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(answer.stdout)

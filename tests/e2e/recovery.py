@@ -2,13 +2,10 @@
 with an alert.
 """
 
-import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
-from tests.e2e.helpers import start_receiver, the_alert, webhook_url
+from tests.e2e.helpers import inside, start_receiver, the_alert, webhook_url
 from tests.programs.e2e_base import run
 from tests.programs.e2e_stack import Stack, output
 from tests.support.ui_operations import (
@@ -58,14 +55,7 @@ def kill_while_downloading(stack: Stack, n_users: int) -> str:
 def towel(stack: Stack) -> dict:
     """One pass of the stand-in's towel, once the killed run's heartbeat is past the cutoff."""
     time.sleep(HEARTBEAT_CUTOFF + 1)
-    request = urllib.request.Request(
-        f"{stack.api}/standin/towel",
-        method="POST",
-        data=json.dumps({"heartbeat_older_than": HEARTBEAT_CUTOFF}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    return inside(stack, "agent", "/standin/towel", {"heartbeat_older_than": HEARTBEAT_CUTOFF})
 
 
 def killed_container(stack: Stack) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from flows.users_report.pacing import minimum_wait
 from flows.users_report.utils import duration
+from tests.programs.door_bench import door_overhead
 from tests.support import ROOT, free_port
 from tests.support.dask_cluster import local_cluster
 
@@ -301,6 +302,7 @@ def main() -> None:
             f"speed-up {sequential['seconds'] / concurrent['seconds']:.1f}x (goal >= 3x)",
         )
     rate_limit(per_user[1_000_000])
+    print(door_overhead(), flush=True)
     stack_ratios()
 
 

@@ -18,14 +18,10 @@ import yaml
 from tests.support import ROOT
 
 VENV_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# What the stand-in needs besides the runtime requirements; typing-extensions is only
-# required by graphql-core on Python < 3.10, which pip on this host's newer Python skips;
-# psycopg2 keeps its tables in the stack's PostgreSQL (tests/prefect_api_standin/store.py).
-STANDIN_REQUIREMENTS = [
-    line
-    for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
-    if line.startswith("graphql-core==")
-] + ["typing-extensions>=4,<5", "psycopg2-binary==2.9.10", "wheel"]
+# What the stand-in needs besides the runtime requirements (graphql-core and psycopg2 are
+# the door's too); typing-extensions is only required by graphql-core on Python < 3.10,
+# which pip on this host's newer Python skips.
+STANDIN_REQUIREMENTS = ["typing-extensions>=4,<5", "wheel"]
 
 
 def run(*args, **kwargs) -> subprocess.CompletedProcess:

@@ -44,6 +44,15 @@ def test_every_problem_is_said_at_once_each_in_its_readers_words(checkout):
     ]
 
 
+def test_the_shared_login_of_an_earlier_version_says_what_to_do_instead(checkout):
+    (checkout / ".env").write_text("UI_USER=prefect\nUI_PASSWORD_HASH=aGFzaA==\n")
+    assert check.problems(checkout) == [
+        f"{name} in .env is no longer read: people log in as themselves now; delete that line, "
+        "make up, then make user NAME=<you> ROLE=admin (docs/security.md#people-and-roles)"
+        for name in ("UI_PASSWORD_HASH", "UI_USER")
+    ]
+
+
 def test_the_shell_wins_over_env_as_in_compose(checkout, monkeypatch):
     (checkout / ".env").write_text("PAGE_SIZE=0\n")
     monkeypatch.setenv("PAGE_SIZE", "100")

@@ -1,12 +1,11 @@
 """`.env` as scripts/dotenv.py handles it for the Makefile's commands: written once with
 fresh secrets, read as Compose reads it, modes recorded and taken out. In-process, in a
-checkout of its own; the one image it runs (the proxy's, to hash the UI password) faked."""
+checkout of its own."""
 
 import os
 import re
 import shutil
 import stat
-import subprocess
 
 import pytest
 
@@ -14,7 +13,6 @@ from scripts import dotenv
 from tests.support import ROOT
 
 OWN_DATABASE = "docker-compose.yml:docker-compose.database.yml:docker-compose.override.yml"
-HASH = "$2a$14$abcdefghijklmnopqrstuv"
 
 
 @pytest.fixture
@@ -35,19 +33,6 @@ def checkout(tmp_path, monkeypatch):
     return folder
 
 
-@pytest.fixture
-def docker(monkeypatch):
-    """The proxy image's `caddy hash-password`, answering `answers[0]`; its calls kept."""
-    calls, answers = [], [HASH]
-
-    def run(argv, input, **kwargs):
-        calls.append((argv, input))
-        return subprocess.CompletedProcess(argv, 0, stdout=f"{answers[0]}\n")
-
-    monkeypatch.setattr(dotenv.subprocess, "run", run)
-    return calls, answers
-
-
 def settings(checkout) -> list:
     return [
         line for line in (checkout / ".env").read_text().splitlines() if line and not line.startswith("#")
@@ -59,6 +44,7 @@ def test_env_is_written_once_private_with_fresh_secrets_and_the_checkouts_paths(
     assert capsys.readouterr().out == "Wrote .env with fresh secrets (private to you, ignored by git).\n"
     env = (checkout / ".env").read_text()
     assert len(re.search(r"^POSTGRES_PASSWORD=(\w+)$", env, re.M)[1]) == 48
+    assert len(re.search(r"^API_TOKEN=(\w+)$", env, re.M)[1]) == 48
     assert stat.S_IMODE((checkout / ".env").stat().st_mode) == 0o600
     assert f"\nHOST_REPORTS_DIR={checkout / 'reports'}\n" in env
     assert f"\nFLOW_SECRETS_FILE={checkout / 'flow-secrets.env'}\n" in env
@@ -111,51 +97,42 @@ def test_the_services_of_modes_taken_out_are_listed_for_make_up_to_remove(checko
     assert dotenv.services_off() == ["dask-scheduler", "dask-worker"]
 
 
-def test_public_mode_records_its_address_and_makes_its_secrets_once(checkout, monkeypatch, docker, capsys):
-    calls, _ = docker
-    (checkout / ".env").write_text("UI_PORT=9000\n")
+def test_public_mode_records_its_address_and_takes_it_out_again(checkout, monkeypatch):
+    (checkout / ".env").write_text("UI_PORT=9000\nAPI_TOKEN=kept\n")
     monkeypatch.setenv("PUBLIC_HOST", "data.example.org")
     dotenv.record_mode("public", True)
-    password = re.search(r"user prefect, password (\w+)\n", capsys.readouterr().out)[1]
-    lines = settings(checkout)
-    assert lines[:7] == [
-        "UI_PORT=9000", "PUBLIC_HOST=data.example.org", "PUBLIC_PORT=8443", "PUBLIC_BIND=0.0.0.0",
+    assert settings(checkout) == [
+        "UI_PORT=9000", "API_TOKEN=kept", "PUBLIC_HOST=data.example.org", "PUBLIC_PORT=8443", "PUBLIC_BIND=0.0.0.0",
         "APOLLO_PUBLIC_URL=https://data.example.org:8443/graphql", "UI_PUBLIC_URL=https://data.example.org:8443",
         "COMPOSE_FILE=docker-compose.yml:docker-compose.database.yml:docker-compose.public.yml",
     ]  # fmt: skip
-    assert re.fullmatch(r"API_TOKEN=\w{48}", lines[7])
-    assert lines[8] == "UI_PASSWORD_HASH=JDJhJDE0JGFiY2RlZmdoaWprbG1ub3BxcnN0dXY="  # base64 of the hash
-    assert calls == [(["docker", "run", "--rm", "-i", "caddy:2", "caddy", "hash-password"], f"{password}\n")]
-
-    # Again: the same secrets; off: the address goes, the secrets stay for next time.
-    dotenv.record_mode("public", True)
-    assert capsys.readouterr().out == "" and sorted(settings(checkout)) == sorted(lines)
     dotenv.record_mode("public", False)
-    assert settings(checkout) == ["UI_PORT=9000", f"COMPOSE_FILE={OWN_DATABASE}", *lines[7:]]
+    assert settings(checkout) == ["UI_PORT=9000", "API_TOKEN=kept", f"COMPOSE_FILE={OWN_DATABASE}"]
 
 
-def test_a_proxy_image_that_cannot_hash_stops_public_mode_in_one_line(checkout, docker):
-    docker[1][0] = "exec format error"
-    (checkout / ".env").write_text("")
-    with pytest.raises(dotenv.DotenvError, match="^caddy:2 could not hash the UI password$"):
-        dotenv.record_mode("public", True)
-    assert not [line for line in settings(checkout) if line.startswith("UI_PASSWORD_HASH")]
+def test_an_env_from_before_gets_an_api_token_once(checkout, tmp_path):
+    (checkout / ".env").write_text(f"HOST_REPORTS_DIR={tmp_path / 'reports'}\nAPI_TOKEN=\n")
+    dotenv.prepare()
+    token = dotenv.parse(checkout / ".env")["API_TOKEN"]
+    assert re.fullmatch(r"\w{48}", token)
+    dotenv.prepare()
+    assert dotenv.parse(checkout / ".env")["API_TOKEN"] == token
 
 
-def test_prepare_names_the_database_in_use_and_keeps_public_mode(checkout, tmp_path, docker):
+def test_prepare_names_the_database_in_use_and_keeps_public_mode(checkout, tmp_path):
     """An .env from before the database had a file of its own gets one; POSTGRES_HOST
     swaps the stack's own for the external one's, PUBLIC=1's port file staying."""
-    (checkout / ".env").write_text(f"HOST_REPORTS_DIR={tmp_path / 'reports'}\n")
+    (checkout / ".env").write_text(f"API_TOKEN=t\nHOST_REPORTS_DIR={tmp_path / 'reports'}\n")
     dotenv.prepare()
     assert settings(checkout)[-1] == f"COMPOSE_FILE={OWN_DATABASE}"
     with open(checkout / ".env", "a") as env:
         env.write("POSTGRES_HOST=db.office.internal\n")
     dotenv.prepare()
     external = "docker-compose.yml:docker-compose.external-database.yml:docker-compose.override.yml"
-    assert settings(checkout)[1:] == [f"COMPOSE_FILE={external}", "POSTGRES_HOST=db.office.internal"]
+    assert settings(checkout)[2:] == [f"COMPOSE_FILE={external}", "POSTGRES_HOST=db.office.internal"]
     dotenv.record_mode("public", True)
     dotenv.prepare()
-    assert settings(checkout)[1] == f"COMPOSE_FILE={external.replace('override', 'public')}"
+    assert settings(checkout)[2] == f"COMPOSE_FILE={external.replace('override', 'public')}"
 
 
 def test_prepare_makes_the_reports_folder_and_a_private_secrets_file_once(checkout, tmp_path):
