@@ -14,7 +14,7 @@ shift
 compose="$*"
 database() { COMPOSE=$compose sh scripts/database-client.sh "$@"; }
 lock_seconds=${RESTORE_LOCK_SECONDS:-60}
-writers="agent towel apollo graphql hasura"
+writers="agent door towel apollo graphql hasura"
 refuse() {
   echo "error: $1: nothing restored, nothing stopped" >&2
   exit 1

@@ -29,7 +29,7 @@ SLOTS = ("postgres-data", "postgres-data-2")
 # What UNDO=1 and FINISH=1 need, from a finished upgrade until FINISH=1.
 STATE = Path(".upgrade-db.json")
 # The services that write to the database, stopped while it moves (as make restore stops them).
-WRITERS = ("agent", "towel", "apollo", "graphql", "hasura")
+WRITERS = ("agent", "door", "towel", "apollo", "graphql", "hasura")
 # The rows of every table outside PostgreSQL's own schemas: the server's, Hasura's catalog.
 TABLE_ROWS = """SELECT string_agg(format('%s.%s=%s', table_schema, table_name,
   (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', table_schema, table_name),

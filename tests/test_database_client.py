@@ -134,8 +134,8 @@ def test_a_whole_dump_of_a_patched_pg_dump_is_restored_with_its_lock_wait_bounde
     assert "SET lock_timeout = '7s';" in applied and "SET lock_timeout = 0;" not in applied
     asked = (tmp_path / "asked").read_text().splitlines()
     assert (
-        asked[1] == "stop agent towel apollo graphql hasura"
-        and asked[-1] == "up -d agent towel apollo graphql hasura"
+        asked[1] == "stop agent door towel apollo graphql hasura"
+        and asked[-1] == "up -d agent door towel apollo graphql hasura"
     )
 
 

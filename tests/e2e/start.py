@@ -10,7 +10,18 @@ import yaml
 from tests.programs.e2e_base import run
 from tests.programs.e2e_stack import Stack, output
 
-LONG_RUNNING = ("postgres", "hasura", "graphql", "towel", "apollo", "ui", "proxy", "agent", "users-api")
+LONG_RUNNING = (
+    "postgres",
+    "hasura",
+    "graphql",
+    "towel",
+    "apollo",
+    "door",
+    "ui",
+    "proxy",
+    "agent",
+    "users-api",
+)
 
 
 def missing_secret(stack: Stack) -> str:

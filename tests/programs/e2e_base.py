@@ -18,10 +18,10 @@ import yaml
 from tests.support import ROOT
 
 VENV_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# What the stand-in needs besides the runtime requirements (graphql-core and psycopg2 are
-# the door's too); typing-extensions is only required by graphql-core on Python < 3.10,
-# which pip on this host's newer Python skips.
-STANDIN_REQUIREMENTS = ["typing-extensions>=4,<5", "wheel"]
+# What the image needs besides the requirements (the stand-in's are the door's too): the
+# ones required only on the image's older Python, which pip on this host's newer one skips
+# (typing-extensions: graphql-core, starlette, anyio; exceptiongroup: anyio, below 3.11).
+STANDIN_REQUIREMENTS = ["typing-extensions>=4,<5", "exceptiongroup>=1.0.2,<2", "wheel"]
 
 
 def run(*args, **kwargs) -> subprocess.CompletedProcess:
