@@ -51,8 +51,13 @@ def from_query_string(params: Dict[str, str]) -> dict:
 
 def fields_of(request: dict) -> List[Field]:
     """Every root field of the operation the request runs."""
-    query = request.get("query")
-    variables = {} if request.get("variables") is None else request["variables"]
+    query, variables = request.get("query"), request.get("variables")
+    if isinstance(variables, str):  # Prefect's client sends them as a JSON text ("null" too)
+        try:
+            variables = json.loads(variables)
+        except ValueError:
+            raise NotGraphQL("its variables are not JSON") from None
+    variables = {} if variables is None else variables
     if not isinstance(query, str) or not isinstance(variables, dict):
         raise NotGraphQL("it has no query string, or its variables are not an object")
     try:

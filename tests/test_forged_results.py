@@ -9,16 +9,7 @@ from prefect.engine.results import LocalResult
 from prefect.engine.state import Success
 
 from tests.support.agent_runs import adhoc_run, client, run_container_here, task_runs
-
-
-class Planted:
-    """A pickle that, unpickled, creates `marker`: any code would run the same way."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
+from tests.support.planted import Planted
 
 
 def test_a_result_location_outside_the_runs_folder_fails_the_run_and_is_never_read(

@@ -5,6 +5,7 @@ run configs refused, the database out of a flow's reach, `make up PUBLIC=1`.
 import base64
 import http.client
 import json
+import pickle
 import re
 import ssl
 import time
@@ -12,12 +13,15 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prefect.engine.results import LocalResult
+from prefect.engine.state import Success
 
 from tests.e2e.helpers import docker_bridge, inside, start_remote_agent, stop_remote_agent
 from tests.programs.e2e_api import FINISHED
 from tests.programs.e2e_stack import Stack, output
 from tests.programs.smoke import check_report
 from tests.support import free_port
+from tests.support.planted import Planted
 from tests.support.ui_operations import (
     CREATE_FLOW_RUN,
     FLOW_PAGE_QUERY,
@@ -410,3 +414,68 @@ def reports_link(stack: Stack) -> str:
         )
         connection.close()
     return f"{link.rsplit('/', 1)[1]} served from its artifact's link; refused: {refused}"
+
+
+def forged_result(stack: Stack) -> str:
+    """Past the door, from inside the stack: a run's first task set Success with a result
+    that names a pickle in the reports folder. The run's container refuses to read it: the
+    run fails naming the file, and the pickle's code never runs."""
+    planted, marker = stack.reports / "e2e-planted.prefect", stack.reports / "e2e-unpickled"
+    planted.write_bytes(pickle.dumps(Planted(f"/reports/{marker.name}")))
+    flow = stack.active_flow()
+    (plan,) = [
+        task
+        for task in stack.graphql(
+            "query($id: uuid!) { flow_by_pk(id: $id) { tasks { id slug } } }", {"id": flow["id"]}
+        )["flow_by_pk"]["tasks"]
+        if task["slug"] == "plan_pages-1"
+    ]
+    stack.compose("stop", "agent", capture_output=True)
+    try:
+        run_id = stack.create_run({"n_users": 9})
+        info = inside(
+            stack,
+            "door",
+            "/graphql",
+            {
+                "query": "mutation($input: get_or_create_task_run_info_input!) { "
+                "get_or_create_task_run_info(input: $input) { id version } }",
+                "variables": {"input": {"flow_run_id": run_id, "task_id": plan["id"], "map_index": -1}},
+            },
+        )["data"]["get_or_create_task_run_info"]
+        forged = Success(
+            "forged", result=LocalResult(dir="/", location=f"/reports/{planted.name}", validate_dir=False)
+        )
+        answer = inside(
+            stack,
+            "door",
+            "/graphql",
+            {
+                "query": "mutation($input: set_task_run_states_input!) { set_task_run_states(input: $input) { states { id } } }",
+                "variables": {
+                    "input": {
+                        "states": [
+                            {
+                                "task_run_id": info["id"],
+                                "version": info["version"],
+                                "state": forged.serialize(),
+                            }
+                        ]
+                    }
+                },
+            },
+        )
+        assert "errors" not in answer, answer
+    finally:
+        stack.compose("start", "agent", capture_output=True)
+    flow_run = stack.wait_for_runs([run_id])[run_id]
+    assert flow_run["state"] == "Failed", stack.explain(run_id)
+    said = [
+        t["state_message"] for t in stack.task_runs(run_id) if "refused to read" in (t["state_message"] or "")
+    ]
+    assert said and f"refused to read a task result from /reports/{planted.name}" in said[0], stack.explain(
+        run_id
+    )
+    assert not marker.exists()
+    planted.unlink()
+    return said[0]

@@ -39,6 +39,7 @@ from tests.e2e.database import (
 from tests.e2e.front_door import (
     database_out_of_reach,
     foreign_image,
+    forged_result,
     front_door,
     no_role_may,
     reports_link,
@@ -92,6 +93,7 @@ HOPS = [
         run_configs_refused,
     ),
     ("loopback: what no role may do refused, nothing stored; make audit shows it", no_role_may),
+    ("a task result forged past the door: the run fails naming it, nothing unpickled", forged_result),
     ("a flow container reaches apollo, not hasura or postgres", database_out_of_reach),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),

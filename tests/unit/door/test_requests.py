@@ -42,6 +42,8 @@ def test_the_named_operation_is_the_one_checked():
         ({"query": "subscription { flow_run { id } }"}, "no subscription operations"),
         ({"query": "query { ...a } fragment a on Query { ...a }"}, "spreads itself"),
         ({"query": "query { ...b }"}, "fragment b is missing"),
+        ({"query": "{ hello }", "variables": "{"}, "variables are not JSON"),
+        ({"query": "{ hello }", "variables": "[1]"}, "variables are not an object"),
     ],
 )
 def test_what_cannot_be_read_is_refused_whole(request_, said):
@@ -64,3 +66,11 @@ def test_batches_and_get_queries_are_requests_too():
     assert fields_of(got) == [Field("query", "flow", {"where": {"name": {"_eq": "Users report"}}})]
     with pytest.raises(NotGraphQL, match="not JSON"):
         from_query_string({"query": "{ a }", "variables": "{"})
+
+
+def test_variables_as_json_text_are_read_as_prefects_client_sends_them():
+    query = "mutation($id: UUID!) { delete_flow_run(input: {flow_run_id: $id}) { success } }"
+    assert fields_of({"query": query, "variables": '{"id": "r9"}'}) == [
+        Field("mutation", "delete_flow_run", {"input": {"flow_run_id": "r9"}})
+    ]
+    assert [f.name for f in fields_of({"query": "query { flow { id } }", "variables": "null"})] == ["flow"]
