@@ -12,6 +12,7 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
+    Undefined,
     parse,
     value_from_ast_untyped,
 )
@@ -73,10 +74,20 @@ def fields_of(request: dict) -> List[Field]:
         Field(
             kind,
             node.name.value,
-            {a.name.value: value_from_ast_untyped(a.value, variables) for a in node.arguments},
+            as_sent({a.name.value: value_from_ast_untyped(a.value, variables) for a in node.arguments}),
         )
         for node in root_fields(operation.selection_set.selections, fragments, set())
     ]
+
+
+def as_sent(value):
+    """A value as the server gets it: a variable the request leaves out is no value (null in
+    a list), not graphql-core's Undefined."""
+    if isinstance(value, dict):
+        return {key: as_sent(item) for key, item in value.items() if item is not Undefined}
+    if isinstance(value, list):
+        return [None if item is Undefined else as_sent(item) for item in value]
+    return value
 
 
 def chosen(document, name: Optional[str]) -> OperationDefinitionNode:

@@ -74,3 +74,10 @@ def test_variables_as_json_text_are_read_as_prefects_client_sends_them():
         Field("mutation", "delete_flow_run", {"input": {"flow_run_id": "r9"}})
     ]
     assert [f.name for f in fields_of({"query": "query { flow { id } }", "variables": "null"})] == ["flow"]
+
+
+def test_a_variable_left_out_is_no_value_as_the_server_reads_it():
+    query = "mutation($c: JSON, $id: UUID!) { create_flow_run(input: {context: $c, flow_id: $id, labels: [$c]}) { id } }"
+    assert fields_of({"query": query, "variables": {"id": "x"}}) == [
+        Field("mutation", "create_flow_run", {"input": {"flow_id": "x", "labels": [None]}})
+    ]
