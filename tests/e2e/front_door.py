@@ -111,6 +111,39 @@ def foreign_image(stack: Stack) -> str:
     return flow_run["state_message"]
 
 
+def copied_flow(stack: Stack) -> str:
+    """A copy of the Users report registered in another project past the door (register.py
+    run with another PREFECT_PROJECT, as anyone on the stack's network could): it would
+    escape the original's MAX_RUNNING and take its secrets. A run of it started through the
+    door is refused by the agent with its one line, no container; an admin archives the copy
+    through the door, its schedule with it."""
+    stack.compose(
+        "exec", "-T", "-e", "PREFECT_PROJECT=e2e-elsewhere", "agent", "python", "register.py",
+        "--skip-build", "--flow", "users_report", capture_output=True,
+    )  # fmt: skip
+    (copy,) = stack.graphql(
+        'query { flow(where: {name: {_eq: "Users report"}, archived: {_eq: false}, '
+        'project: {name: {_eq: "e2e-elsewhere"}}}) { id } }'
+    )["flow"]
+    answer = post(stack.api, CREATE_FLOW_RUN, {"id": copy["id"]})
+    run_id = answer["data"]["create_flow_run"]["id"]
+    flow_run = stack.wait_for_runs([run_id])[run_id]
+    assert flow_run["state"] == "Failed", stack.explain(run_id)
+    assert flow_run["state_message"].startswith(
+        'this agent does not start "Users report" registered in the project "e2e-elsewhere": '
+    ), flow_run["state_message"]
+    assert not output("docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={run_id}")
+    archived = post(
+        stack.api,
+        "mutation($id: UUID!) { archive_flow(input: {flow_id: $id}) { success } }",
+        {"id": copy["id"]},
+    )
+    assert archived["data"]["archive_flow"]["success"], archived
+    assert stack.active_flow()["id"] != copy["id"]  # one Users report again, the package's
+    assert not stack.runs({"flow_id": {"_eq": copy["id"]}, "state": {"_eq": "Scheduled"}})
+    return flow_run["state_message"].split(":")[0]
+
+
 def run_configs_refused(stack: Stack) -> str:
     """Runs whose own run config would mount the host or set the container's environment:
     the door refuses them, even to the admin at the keyboard, and no run is made; sent past

@@ -37,6 +37,7 @@ from tests.e2e.database import (
     upgrade_db,
 )
 from tests.e2e.front_door import (
+    copied_flow,
     database_out_of_reach,
     foreign_image,
     forged_result,
@@ -94,6 +95,7 @@ HOPS = [
     ),
     ("loopback: what no role may do refused, nothing stored; make audit shows it", no_role_may),
     ("a task result forged past the door: the run fails naming it, nothing unpickled", forged_result),
+    ("a copy of the flow in another project, past the door: refused, no container; archived", copied_flow),
     ("a flow container reaches apollo, not hasura or postgres", database_out_of_reach),
     ("agent restarted, claims the next run", agent_restart),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),

@@ -41,6 +41,13 @@ def set_schedule_active(api, info, input):
     return {"success": api.set_schedule_active(input["flow_id"])}
 
 
+def archive_flow(api, info, input):
+    flow = api.tables["flow"].get(input["flow_id"])
+    if flow is not None:
+        api.archive_flow(flow)
+    return {"success": flow is not None}
+
+
 def set_flow_group_run_config(api, info, input):
     return {"success": api.set_flow_group_run_config(**input)}
 

@@ -6,6 +6,7 @@ graphql/artifacts.py for the behaviour)."""
 from unittest import mock
 
 import pendulum
+import prefect
 from prefect.agent.docker import DockerAgent
 from prefect.engine.state import Running, Submitted
 from prefect.utilities.configuration import set_temporary_config
@@ -129,6 +130,18 @@ def test_a_new_version_archives_the_old_one_and_its_waiting_runs(standin, stack_
     scheduled_now = [run for run in runs.values() if run["auto_scheduled"]]
     assert len(scheduled_now) == 10 and all(run["flow_id"] == new["id"] for run in scheduled_now)
     assert all(run["parameters"] == {"n_users": 25} for run in scheduled_now)
+
+
+def test_archive_flow_takes_its_schedule_and_waiting_runs_away(standin, stack_env):
+    """api/flows.py archive_flow, as a maintainer sends it through the door."""
+    register(stack_env)
+    flow = only_flow(standin)
+    with client(standin):
+        answer = prefect.Client().graphql(
+            {"mutation": {f'archive_flow(input: {{flow_id: "{flow["id"]}"}})': {"success"}}}
+        )
+    assert answer.data.archive_flow.success and flow["archived"] and not flow["is_schedule_active"]
+    assert not [run for run in standin.tables["flow_run"].values() if run["flow_id"] == flow["id"]]
 
 
 def test_towel_leaves_live_runs_alone_and_lazarus_gives_up_after_three_attempts(standin, stack_env):
