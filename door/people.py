@@ -46,6 +46,7 @@ NAME = re.compile(r"[a-z][a-z0-9._-]{0,39}")
 OBJECT_CHARS = 2000
 # last_seen is written at most this often per person: not one UPDATE per request.
 SEEN_EVERY_SECONDS = 60
+CONNECTIONS = 4
 
 
 class PeopleError(ValueError):
@@ -80,10 +81,12 @@ def recorded_object(arguments: dict) -> dict:
 
 class People:
     """The door's tables, over a small pool of connections (the door's requests run in
-    threads beside each other)."""
+    threads beside each other; a browser asks for a page's files six at a time). A thread
+    waits for a free connection: psycopg2's pool would refuse it instead."""
 
     def __init__(self, database_url: str):
-        self.pool = psycopg2.pool.ThreadedConnectionPool(1, 4, database_url)
+        self.pool = psycopg2.pool.ThreadedConnectionPool(1, CONNECTIONS, database_url)
+        self.free = threading.BoundedSemaphore(CONNECTIONS)
         # Passwords already checked against their hash: bcrypt is slow on purpose, and a
         # browser sends the login with every request. Keyed by the stored hash too, so a
         # new password or a removal counts at once.
@@ -95,12 +98,13 @@ class People:
 
     @contextmanager
     def cursor(self):
-        connection = self.pool.getconn()
-        try:
-            with connection, connection.cursor() as cursor:
-                yield cursor
-        finally:
-            self.pool.putconn(connection)
+        with self.free:
+            connection = self.pool.getconn()
+            try:
+                with connection, connection.cursor() as cursor:
+                    yield cursor
+            finally:
+                self.pool.putconn(connection)
 
     def close(self) -> None:
         self.pool.closeall()

@@ -2,11 +2,12 @@
 record, and what it forgets."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from door.__main__ import audit_line
-from door.people import OBJECT_CHARS, People, PeopleError
+from door.people import CONNECTIONS, OBJECT_CHARS, People, PeopleError
 
 
 def test_a_person_gets_a_password_that_is_kept_only_as_its_hash(people):
@@ -89,3 +90,10 @@ def test_the_schema_is_made_once_whoever_starts_first(postgres_url, people):
     again = People(postgres_url)  # a second process (make user beside the door)
     again.close()
     assert people.listing() == []
+
+
+def test_more_requests_at_once_than_connections_wait_their_turn(people):
+    password = people.set("ana", "viewer")
+    with ThreadPoolExecutor(max_workers=4 * CONNECTIONS) as pool:
+        seen = list(pool.map(lambda i: people.verify("ana", password, float(i)), range(16 * CONNECTIONS)))
+    assert all(person is not None and person.role == "viewer" for person in seen)
