@@ -82,7 +82,8 @@ async def caller_of(request: Request) -> Optional[Person]:
 async def the_flows(request: Request, fields: List[Field]) -> dict:
     """The flows the request's create_flow_run fields start, as registered: the run config
     and labels a run may repeat."""
-    ids = [((f.arguments.get("input") or {}).get("flow_id")) for f in fields if f.name == "create_flow_run"]
+    inputs = [f.arguments.get("input") for f in fields if f.name == "create_flow_run"]
+    ids = [given.get("flow_id") for given in inputs if isinstance(given, dict)]
     ids = [flow_id for flow_id in ids if isinstance(flow_id, str)]
     if not ids:
         return {}

@@ -84,9 +84,9 @@ def create_flow_run(field: Field, role: str, settings: dict) -> Optional[str]:
 
 
 def create_cloud_hook(field: Field, role: str, settings: dict) -> Optional[str]:
-    config = (field.arguments.get("input") or {}).get("config") or {}
+    config = (field.arguments.get("input") or {}).get("config")
     allowed = settings.get("NOTIFY_WEBHOOK_URL")
-    if not allowed or config.get("url") != allowed:
+    if not allowed or not isinstance(config, dict) or config.get("url") != allowed:
         return "an alert hook to any address but NOTIFY_WEBHOOK_URL"
     return None
 
@@ -155,5 +155,7 @@ def refusal(field: Field, role: str, settings: dict) -> Optional[str]:
         return f"{field.name}: no role may send it through the door"
     if role != AGENT and not at_least(role, rule.role):
         return f"{field.name}: {rule.role} or above, not {role}"
+    if not isinstance(field.arguments.get("input", {}), dict):  # what the checks below read
+        return f"{field.name}: its input must be an object"
     problem = rule.check(field, role, settings) if rule.check else None
     return f"{field.name}: no role may send {problem}" if problem else None

@@ -131,6 +131,8 @@ def test_what_is_not_graphql_never_reaches_apollo(door, standin):
         == 400
     )
     assert door.post("/graphql", json={"query": "mutation { create_flow_run("}).status_code == 400
+    odd = graphql(door, 'mutation { create_flow_run(input: "x") { id } }')
+    assert odd.status_code == 403 and "its input must be an object" in odd.json()["errors"][0]["message"]
     assert len(standin.operations) == operations
     over_get = door.get(
         "/graphql", params={"query": 'mutation { create_project(input: {name: "x"}) { id } }'}

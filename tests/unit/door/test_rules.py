@@ -107,6 +107,26 @@ def test_forbidden_arguments_are_refused_to_every_role_admin_included(name, argu
     assert refusal(mutation(name, arguments), "admin", SETTINGS) == f"{name}: no role may send {said}"
 
 
+@pytest.mark.parametrize(
+    "name", ["create_flow_run", "set_flow_run_states", "create_cloud_hook", "delete_flow_run"]
+)
+def test_an_input_that_is_not_an_object_is_refused_not_a_crash(name):
+    for given in ("x", ["x"], 3):
+        assert (
+            refusal(mutation(name, {"input": given}), "admin", SETTINGS)
+            == f"{name}: its input must be an object"
+        )
+
+
+def test_an_alert_hook_whose_config_is_not_an_object_is_refused():
+    hook = mutation(
+        "create_cloud_hook", {"input": {"type": "WEBHOOK", "config": "https://hooks.example.org/alerts"}}
+    )
+    assert refusal(hook, "admin", SETTINGS) == (
+        "create_cloud_hook: no role may send an alert hook to any address but NOTIFY_WEBHOOK_URL"
+    )
+
+
 def test_no_alert_hook_at_all_without_notify_webhook_url():
     assert refusal(mutation("create_cloud_hook"), "admin", {}) == (
         "create_cloud_hook: no role may send an alert hook to any address but NOTIFY_WEBHOOK_URL"
