@@ -25,6 +25,7 @@ COPY demo/ demo/
 COPY agent/ agent/
 COPY stack/ stack/
 COPY door/ door/
+COPY exporter/ exporter/
 COPY register.py ./
 # Last: a flow edit, the most frequent change, rebuilds this one small layer (a layer costs
 # seconds on some storage drivers).

@@ -67,7 +67,7 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
         )
         return document, validate(self.schema, document), operations
 
-    def execute(self, query: str, variables=None) -> dict:
+    def execute(self, query: str, variables=None, headers=None) -> dict:
         if isinstance(variables, str):
             variables = json.loads(variables or "null")
         document, errors, operations = self._prepare(query)
@@ -78,7 +78,11 @@ class PrefectAPIStandIn(Flows, Runs, Hooks, Towel, Tables):
                 return {"data": None, "errors": [{"message": refused, "path": None}]}
             if not errors:
                 result = execute_sync(
-                    self.schema, document, root_value=self._root, variable_values=variables or {}
+                    self.schema,
+                    document,
+                    root_value=self._root,
+                    variable_values=variables or {},
+                    context_value={"headers": headers or {}},
                 )
                 data, errors = result.data, result.errors
                 if not errors:

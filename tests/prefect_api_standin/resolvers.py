@@ -3,6 +3,8 @@ arguments to a rule of the stand-in (flows.py, runs.py, hooks.py, api.py) and sh
 answer. The tables' own queries (`flow_run`, `flow_run_by_pk`, `flow_run_aggregate`, ...)
 follow from the schema instead (api.py)."""
 
+from tests.prefect_api_standin.tables import now
+
 
 def hello(api, info):
     return "hello"
@@ -57,6 +59,11 @@ def create_flow_run(api, info, input):
 
 
 def get_runs_in_queue(api, info, input):
+    """graphql/runs.py: the agent names itself in a header (X-PREFECT-AGENT-ID), and the
+    server records when it last asked (api/runs.py 511-512, api/agents.py 69-82)."""
+    agent = api.tables["agent"].get(info.context["headers"].get("x-prefect-agent-id"))
+    if agent is not None:
+        agent["last_queried"] = now()
     return {"flow_run_ids": api.runs_in_queue(**input)}
 
 

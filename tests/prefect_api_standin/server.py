@@ -41,7 +41,8 @@ def serve(standin, host: str, port: int, lifetime: float) -> ThreadingHTTPServer
             payload = json.loads(self.rfile.read(length) or b"{}")
             if self.path.startswith("/standin/towel"):
                 return self.reply(200, standin.run_towel(float(payload["heartbeat_older_than"])))
-            self.reply(200, standin.execute(payload.get("query", ""), payload.get("variables")))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            self.reply(200, standin.execute(payload.get("query", ""), payload.get("variables"), headers))
 
     server = Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -54,6 +54,7 @@ TIME_COLUMNS = {
     "state_timestamp",
     "timestamp",
     "created",
+    "last_queried",
 }
 TABLES = (
     "tenant",

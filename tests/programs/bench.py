@@ -29,6 +29,7 @@ from pathlib import Path
 from flows.users_report.pacing import minimum_wait
 from flows.users_report.utils import duration
 from tests.programs.door_bench import door_overhead
+from tests.programs.exporter_bench import exporter_scrape
 from tests.support import ROOT, free_port
 from tests.support.dask_cluster import local_cluster
 
@@ -303,6 +304,7 @@ def main() -> None:
         )
     rate_limit(per_user[1_000_000])
     print(door_overhead(), flush=True)
+    print(exporter_scrape(), flush=True)
     stack_ratios()
 
 

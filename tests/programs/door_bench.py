@@ -15,7 +15,7 @@ import httpx
 
 from tests.prefect_api_standin import PrefectAPIStandIn
 from tests.support import ROOT, free_port
-from tests.support.agent_runs import only_flow, register
+from tests.support.agent_runs import users_report_registered
 from tests.support.postgres import temporary_postgres
 
 READ = "query { flow_run(order_by: {scheduled_start_time: desc}, limit: 10) { id state parameters } }"
@@ -40,16 +40,7 @@ def door_overhead() -> str:
     standin = PrefectAPIStandIn().serve(lifetime=600)
     port = free_port()
     with temporary_postgres() as database, tempfile.TemporaryDirectory() as reports:
-        registered = register(
-            {
-                "PREFECT__BACKEND": "server",
-                "PREFECT__SERVER__HOST": "http://127.0.0.1",
-                "PREFECT__SERVER__PORT": standin.url.rsplit(":", 1)[1],
-                "HOST_REPORTS_DIR": reports,
-            }
-        )
-        assert registered.returncode == 0, registered.stderr
-        flow_id = only_flow(standin)["id"]
+        flow_id = users_report_registered(standin, reports)
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),

@@ -24,6 +24,20 @@ def register(env, flow="users_report"):
     return run_module(["register.py", "--skip-build", *(["--flow", flow] if flow else [])], env)
 
 
+def users_report_registered(standin, reports_dir: str) -> str:
+    """register.py's Users report in the stand-in, as a benchmark needs it: the flow's id."""
+    registered = register(
+        {
+            "PREFECT__BACKEND": "server",
+            "PREFECT__SERVER__HOST": "http://127.0.0.1",
+            "PREFECT__SERVER__PORT": standin.url.rsplit(":", 1)[1],
+            "HOST_REPORTS_DIR": reports_dir,
+        }
+    )
+    assert registered.returncode == 0, registered.stderr
+    return only_flow(standin)["id"]
+
+
 def client(standin):
     """The real Client, talking to the stand-in instead of this process's configured API."""
     return set_temporary_config({"cloud.api": standin.url, "cloud.graphql": f"{standin.url}/graphql"})
