@@ -40,7 +40,7 @@ class Deployment:
     memory_limit: str  # MEMORY_LIMIT: per container, Docker's form: 512m, 2g (FLOW_MEMORY_LIMIT)
     cpu_limit: float  # CPU_LIMIT: CPUs per container, 0 no limit (FLOW_CPU_LIMIT)
     secrets: Tuple[str, ...]  # SECRETS: names in FLOW_SECRETS_FILE this flow reads (PrefectSecret)
-    alerts: bool  # ALERTS: NOTIFY_WEBHOOK_URL hears of its runs
+    alerts: bool  # ALERTS: its failures alerted (RunFailed), its other ends posted (NOTIFY_ON=all)
     env: Tuple[str, ...]  # ENV: the agent's variables handed to its containers
 
     @property

@@ -42,8 +42,9 @@ def ensure_project(client: prefect.Client, name: str) -> None:
         client.create_project(project_name=name)
 
 
-# The states a run ends in (NOTIFY_ON=failed: the failures only).
-NOTIFY_STATES = {"failed": ["FAILED", "TIMEDOUT"], "all": ["CANCELLED", "FAILED", "SUCCESS", "TIMEDOUT"]}
+# The ends of runs the hook posts. Failures are Alertmanager's (RunFailed, monitoring/rules.yml,
+# grouped per flow), so that no failure is told twice: NOTIFY_ON=failed needs no hook at all.
+NOTIFY_STATES = {"failed": [], "all": ["CANCELLED", "SUCCESS"]}
 HOOK_NAME = "users-report alerts"
 CREATE_HOOK = "mutation($input: create_cloud_hook_input!) { create_cloud_hook(input: $input) { id } }"
 DELETE_HOOK = "mutation($input: delete_cloud_hook_input!) { delete_cloud_hook(input: $input) { success } }"
@@ -52,19 +53,21 @@ DELETE_HOOK = "mutation($input: delete_cloud_hook_input!) { delete_cloud_hook(in
 def ensure_alert_hook(client: prefect.Client, flow_id: str, url: str, notify_on: str) -> None:
     """Leaves exactly one cloud hook of ours on the flow's version group: Prefect Server
     posts to `url` (Slack's format) when a run ends in one of NOTIFY_ON's states, whatever
-    ended it. No URL: none. The URL is a secret: never printed."""
+    ended it. No URL, or no such state: none, and an older hook (one that also posted
+    failures) is deleted. The URL is a secret: never printed."""
     flow = client.graphql({"query": {with_args("flow_by_pk", {"id": flow_id}): {"version_group_id"}}})
     group = flow.data.flow_by_pk.version_group_id
     where = {"version_group_id": {"_eq": group}, "name": {"_eq": HOOK_NAME}}
     hooks = client.graphql(
         {"query": {with_args("cloud_hook", {"where": where}): {"id", "type", "states", "config"}}}
     ).data.cloud_hook
-    wanted = {"type": "SLACK_WEBHOOK", "states": NOTIFY_STATES[notify_on], "config": {"url": url}}
+    states = NOTIFY_STATES[notify_on] if url else []
+    wanted = {"type": "SLACK_WEBHOOK", "states": states, "config": {"url": url}}
     keep = next(
         (
             hook.id
             for hook in hooks
-            if url
+            if states
             and {"type": hook.type, "states": sorted(hook.states), "config": dict(hook.config)} == wanted
         ),
         None,
@@ -72,7 +75,7 @@ def ensure_alert_hook(client: prefect.Client, flow_id: str, url: str, notify_on:
     for hook in hooks:
         if hook.id != keep:
             client.graphql(DELETE_HOOK, variables={"input": {"cloud_hook_id": hook.id}})
-    if url and not keep:
+    if states and not keep:
         tenant_id = client.get_available_tenants()[0]["id"]
         client.graphql(
             CREATE_HOOK,

@@ -159,7 +159,7 @@ def logs_of(standin, run_id):
 
 
 def test_both_flows_register_once_and_run_each_with_only_its_own_secret(checkout, env_of, standin):
-    env = {**env_of(checkout), "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/alerts"}
+    env = {**env_of(checkout), "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/alerts", "NOTIFY_ON": "all"}
     run_module([str(checkout / "register.py"), "--skip-build"], env)
     again = run_module([str(checkout / "register.py"), "--skip-build"], env)
     assert again.stdout.count("skipped (unchanged since its current version)") == 3

@@ -7,6 +7,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pendulum
+
+from exporter import readers
 from tests.support.agent_runs import (
     adhoc_run,
     agent_polls,
@@ -69,14 +72,12 @@ def test_a_run_whose_container_died_is_retried_in_a_new_container(standin, stack
     assert len(names) == 2 and names[0] == "report.csv" and names[1].endswith(f"-{run_id[:8]}.csv")
 
 
-def test_a_run_whose_container_died_without_retries_left_fails_and_alerts(
-    standin, stack_env, users_api, receiver
-):
+def test_a_run_whose_container_died_without_retries_left_fails_saying_why(standin, stack_env, users_api):
     """The zombie killer fails the running download (no retries left); lazarus, finding no
     task run running or waiting, schedules the run again; the new container ends it Failed,
-    saying why, and the server posts the alert."""
+    saying why, which the exporter reads for RunFailed's message."""
     users_api.faults, users_api.slow_seconds = ["slow"], 30
-    env = {**stack_env, "HTTP_RETRIES": "0", "NOTIFY_WEBHOOK_URL": receiver.url}
+    env = {**stack_env, "HTTP_RETRIES": "0"}
     run_id, create, _ = adhoc_run(standin, env, 12, start=False)
     kill_during_download(standin, users_api, run_id, create, env)
 
@@ -92,6 +93,7 @@ def test_a_run_whose_container_died_without_retries_left_fails_and_alerts(
     assert run["state"] == "Failed"
     dead = "No heartbeat detected from the remote task; marking the run as failed."
     assert dead in run["state_message"]
-    (alert,) = receiver.texts()
-    assert alert[1] == "*State:* `Failed`" and dead in alert[2]
+    flows, _ = readers.server_state(f"{standin.url}/graphql", pendulum.now("UTC"))
+    (failed,) = [flow.last_failure for flow in flows.values() if flow.last_failure]
+    assert failed["id"] == run_id and dead in failed["state_message"]
     assert report_names(Path(env["HOST_REPORTS_DIR"])) == []

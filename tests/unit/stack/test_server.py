@@ -30,7 +30,7 @@ class FakeClient:
         return GraphQLResult({"data": {}})
 
 
-def hook(hook_id, url, states=("FAILED", "TIMEDOUT")):
+def hook(hook_id, url, states=("CANCELLED", "SUCCESS")):
     return {"id": hook_id, "type": "SLACK_WEBHOOK", "states": list(states), "config": {"url": url}}
 
 
@@ -47,17 +47,25 @@ def test_one_hook_of_ours_is_left_the_same_one_kept():
     client = FakeClient(
         hooks=[hook("old", "https://hooks.example/a"), hook("keep", "https://hooks.example/b")]
     )
-    server.ensure_alert_hook(client, "flow-1", "https://hooks.example/b", "failed")
+    server.ensure_alert_hook(client, "flow-1", "https://hooks.example/b", "all")
     assert client.calls == [("input", {"input": {"cloud_hook_id": "old"}})]
 
 
+def test_failures_alone_need_no_hook_and_an_older_failures_hook_goes():
+    """Alertmanager's RunFailed tells of failures; a hook of an earlier version that posted
+    them too would tell each failure twice."""
+    client = FakeClient(hooks=[hook("older", "https://hooks.example/a", ("FAILED", "TIMEDOUT"))])
+    server.ensure_alert_hook(client, "flow-1", "https://hooks.example/a", "failed")
+    assert client.calls == [("input", {"input": {"cloud_hook_id": "older"}})]
+
+
 def test_a_changed_url_or_states_replaces_the_hook_and_no_url_removes_it():
-    client = FakeClient(hooks=[hook("old", "https://hooks.example/a")])
+    client = FakeClient(hooks=[hook("old", "https://hooks.example/a", ("FAILED", "TIMEDOUT"))])
     server.ensure_alert_hook(client, "flow-1", "https://hooks.example/a", "all")
     (deleted, created) = client.calls
     assert deleted[1] == {"input": {"cloud_hook_id": "old"}}
     assert created[1]["input"]["states"] == server.NOTIFY_STATES["all"]
     assert created[1]["input"]["version_group_id"] == "g1" and created[1]["input"]["name"] == server.HOOK_NAME
     off = FakeClient(hooks=[hook("old", "https://hooks.example/a")])
-    server.ensure_alert_hook(off, "flow-1", "", "failed")
+    server.ensure_alert_hook(off, "flow-1", "", "all")
     assert off.calls == [("input", {"input": {"cloud_hook_id": "old"}})]
