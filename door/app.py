@@ -3,7 +3,8 @@
 each GraphQL request whole (door/requests.py), checks every root field for the caller's role
 (door/rules.py), writes every change and every refusal on record (door/people.py), and only
 then passes the request to apollo; a refusal is HTTP 403 with a GraphQL error naming the
-field and the role. `/door/auth` answers the proxy's forward_auth for the UI's pages.
+field and the role. `/door/auth` answers the proxy's forward_auth for the UI's pages and
+the monitoring's.
 
   uvicorn door.app:app --host 0.0.0.0 --port 4300
 """
@@ -17,6 +18,7 @@ import os
 import time
 from contextlib import asynccontextmanager
 from typing import List, Optional
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -27,7 +29,7 @@ from starlette.routing import Route
 
 from door.people import People, Person
 from door.requests import Field, NotGraphQL, fields_of, from_query_string, requests_in
-from door.rules import AGENT, refusal
+from door.rules import AGENT, monitoring_read, monitoring_refusal, refusal
 from flows.server_housekeeping.settings import load_settings as housekeeping_settings
 from stack.settings import load_stack_settings
 
@@ -151,10 +153,26 @@ async def door(request: Request) -> Response:
 
 
 async def auth(request: Request) -> Response:
-    """The proxy's forward_auth for the UI and the reports: a person's login only (the token
-    opens the API alone)."""
+    """The proxy's forward_auth for the UI, the reports, the metrics and the monitoring
+    pages: a person's login (the token opens the API alone, and the metrics: `?metrics`).
+    For Prometheus and Alertmanager (`?monitoring`) the request's method and path too, from
+    the proxy's X-Forwarded-Method and X-Forwarded-Uri: every change and refusal on record."""
     caller = await caller_of(request)
-    return Response(status_code=204) if caller is not None and caller.role != AGENT else login_asked()
+    machine_may = "metrics" in request.query_params
+    if caller is None or (caller.role == AGENT and not machine_may):
+        return login_asked()
+    if "monitoring" in request.query_params:
+        method = request.headers.get("x-forwarded-method", "GET").upper()
+        path = urlsplit(request.headers.get("x-forwarded-uri", "/")).path
+        reason = monitoring_refusal(method, path, caller.role)
+        if reason or not monitoring_read(method, path):
+            entry = (caller.name, caller.role, f"{method} {path}", {}, reason is None, reason)
+            await run_in_threadpool(request.app.state.people.record, [entry])
+        if reason:
+            return PlainTextResponse(
+                f"403 door: {reason} (role {caller.role}, {caller.name})", status_code=403
+            )
+    return Response(status_code=204)
 
 
 async def health(request: Request) -> Response:

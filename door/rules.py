@@ -5,6 +5,7 @@ refused to everyone. The operations are the UI's (PrefectHQ/ui 2092e92, src/grap
 inline ones named below) and the agent's (prefect 0.15.9, agent/agent.py, client/client.py).
 """
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
@@ -139,6 +140,32 @@ AGENT_MUTATIONS: Dict[str, Rule] = {
         "delete_task_run_artifact": "artifacts.py delete_artifact",
     }.items()
 }
+
+
+# The monitoring pages (proxy/monitoring.caddy) read with GET, Prometheus's queries with POST
+# too (web/api/v1/api.go of Prometheus 2.42). The one change a person makes there is a
+# silence, for maintenance (Alertmanager 0.25's api/v2/openapi.yaml: POST /silences, DELETE
+# /silence/{silenceID}; v1 alike). Posting alerts is Prometheus's alone, on its own network.
+PROMETHEUS_READS = re.compile(
+    r"^/prometheus/api/v1/(query|query_range|query_exemplars|series|labels|format_query)$"
+)
+SILENCES = re.compile(r"^/alertmanager/api/v[12]/(silences|silence/[^/]+)$")
+SILENCE_ROLE = "maintainer"
+
+
+def monitoring_read(method: str, path: str) -> bool:
+    return method in ("GET", "HEAD") or (method == "POST" and bool(PROMETHEUS_READS.match(path)))
+
+
+def monitoring_refusal(method: str, path: str, role: str) -> Optional[str]:
+    """Why `role` may not send `method path` to Prometheus or Alertmanager; None: it may."""
+    if role == AGENT:
+        return "the monitoring pages: people only, not the agents' token"
+    if monitoring_read(method, path):
+        return None
+    if method in ("POST", "DELETE") and SILENCES.match(path):
+        return None if at_least(role, SILENCE_ROLE) else f"a silence: {SILENCE_ROLE} or above, not {role}"
+    return f"{method} {path}: no role may send it through the door"
 
 
 def refusal(field: Field, role: str, settings: dict) -> Optional[str]:

@@ -30,6 +30,26 @@ def port(name: str) -> None:
     number(name, 1, int, 1, 65535)
 
 
+# What monitoring/alertmanager.sh writes into Alertmanager's YAML as it is: no quotes,
+# backslashes or blanks inside a value.
+ADDRESS = r"[^\s@\",\\]+@[^\s@\",\\]+"
+
+
+def matching(pattern: str, allowed: str) -> Callable[[str], None]:
+    def read(name: str) -> None:
+        value = os.environ.get(name, "").strip()
+        if value and not re.fullmatch(pattern, value):
+            raise SettingsError(f"{name}={value!r} is not allowed: use {allowed}")
+
+    return read
+
+
+def email_to(name: str) -> None:
+    matching(rf"{ADDRESS}(\s*,\s*{ADDRESS})*", "e-mail addresses separated by commas")(name)
+    if os.environ.get(name, "").strip() and not os.environ.get("SMTP_SMARTHOST", "").strip():
+        raise SettingsError(f"{name}={os.environ[name]!r} is not allowed without SMTP_SMARTHOST (host:port)")
+
+
 # What only Compose and make read (docker-compose*.yml, the Makefile), checked by the same
 # readers the Python code uses; the defaults are .env.example's. (UI_PORT and UI_PUBLIC_URL
 # are stack/settings.py's own.)
@@ -37,6 +57,14 @@ COMPOSE_READ: Dict[str, Callable[[str], None]] = {
     **{name: port for name in ("APOLLO_PORT", "PUBLIC_PORT", "POSTGRES_PORT")},
     **{name: lambda name: url(name, "") for name in ("APOLLO_PUBLIC_URL", "PREFECT_API_URL")},
     "DASK_WORKERS": lambda name: number(name, 2, int, 1, 64),
+    "ALERT_EMAIL_TO": email_to,
+    "SMTP_SMARTHOST": matching(
+        r"[A-Za-z0-9.-]+:[0-9]{1,5}", "the mail server as host:port, say mail.example.org:587"
+    ),
+    "SMTP_FROM": matching(ADDRESS, "one e-mail address"),
+    "SMTP_USER": matching(r"[^\s\"\\]+", "a user name without blanks, quotes or backslashes"),
+    "SMTP_REQUIRE_TLS": lambda name: choice(name, "true", ("true", "false")),
+    "METRICS_KEEP_DAYS": lambda name: number(name, 30, int, 1, 36_500),
     "START_SECONDS": lambda name: number(name, 900, int, 1, 86_400),
     "START_RESTARTS": lambda name: number(name, 3, int, 1, 100),
     "RESTORE_LOCK_SECONDS": lambda name: number(name, 60, int, 1, 3600),

@@ -290,6 +290,7 @@ def up(compose: list) -> None:
     ui = dotenv.get("UI_PUBLIC_URL", f"http://localhost:{dotenv.get('UI_PORT')}")
     print(f'\nPrefect UI:  {ui}  (flow "Users report", project "{dotenv.get("PREFECT_PROJECT")}")')
     print(f"Reports:     {dotenv.get('HOST_REPORTS_DIR')}")
+    print(f"Metrics:     {ui}/prometheus/  (alerts: {ui}/alertmanager/)")
     print("Next:        make smoke (one checked run), or start runs from the UI (docs/pipeline.md)")
     if dotenv.is_public():
         print("People:      make user NAME=<name> ROLE=<viewer|operator|maintainer|admin> (docs/security.md)")

@@ -24,6 +24,7 @@ from tests.support.compose_config import (
 )
 
 SERVER_SERVICES = {"postgres", "hasura", "graphql", "towel", "apollo", "ui"}
+MONITORING_VOLUMES = {"prometheus-data", "alertmanager-data"}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,9 @@ def test_server_services_use_the_images_of_prefects_own_template(config, templat
         "dask-worker",
         "proxy",
         "door",
+        "exporter",
+        "prometheus",
+        "alertmanager",
     }
     assert config["services"]["users-api"]["profiles"] == ["offline"]
     assert config["services"]["dask-worker"]["profiles"] == ["dask"]
@@ -146,7 +150,7 @@ def test_postgres_and_hasura_are_on_a_network_of_their_own(config):
     on_db = sorted(
         name for name, service in config["services"].items() if "prefect-db" in service["networks"]
     )
-    assert on_db == ["apollo", "door", "graphql", "hasura", "postgres", "towel"]
+    assert on_db == ["apollo", "door", "exporter", "graphql", "hasura", "postgres", "towel"]
     door = config["services"]["door"]["environment"]["DOOR_DATABASE_URL"]
     assert door == config["services"]["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"]
     assert (
@@ -170,7 +174,7 @@ def test_an_external_database_takes_postgres_place_reached_over_a_network_with_a
     }
     config = compose_config(compose_version, external=True, **external)
     services = config["services"]
-    assert "postgres" not in services and set(config["volumes"]) == {"proxy-data"}
+    assert "postgres" not in services and set(config["volumes"]) == MONITORING_VOLUMES | {"proxy-data"}
     url = "postgresql://office:pg-secret@db.office.internal:6432/prefect_office?sslmode=verify-full"
     assert services["hasura"]["environment"]["HASURA_GRAPHQL_DATABASE_URL"] == url
     assert services["graphql"]["environment"]["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == url
@@ -180,6 +184,7 @@ def test_an_external_database_takes_postgres_place_reached_over_a_network_with_a
     assert networks["prefect-db"]["internal"] is True and not networks["database"].get("internal")
     assert sorted(name for name, service in services.items() if "database" in service["networks"]) == [
         "door",
+        "exporter",
         "graphql",
         "hasura",
     ]
@@ -214,7 +219,7 @@ def test_make_up_knows_the_services_of_each_modes_profile(config):
 def test_postgres_keeps_its_data_in_the_named_volume_postgres_volume_chooses(config, compose_version):
     """Two, so that make upgrade-db builds a new version's cluster beside the old one."""
     unused = {"v1": {"postgres-data-2"}, "v2": set()}[compose_version]  # v2 prints only those in use
-    assert set(config["volumes"]) == {"postgres-data", "proxy-data"} | unused
+    assert set(config["volumes"]) == {"postgres-data", "proxy-data"} | MONITORING_VOLUMES | unused
     assert config["services"]["postgres"]["volumes"] == ["postgres-data:/var/lib/postgresql/data:rw"]
     moved = compose_config(compose_version, POSTGRES_VOLUME="postgres-data-2")
     assert moved["services"]["postgres"]["volumes"] == ["postgres-data-2:/var/lib/postgresql/data:rw"]

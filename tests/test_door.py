@@ -187,9 +187,45 @@ def test_with_a_login_required_nothing_passes_without_one(open_door, standin, pe
     assert len(standin.operations) == operations
     assert door.get("/door/auth", headers=viewer).status_code == 204
     assert door.get("/door/auth").status_code == 401
-    assert (
-        door.get("/door/auth", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
-    )  # the API only
+    agent = {"Authorization": f"Bearer {TOKEN}"}
+    assert door.get("/door/auth", headers=agent).status_code == 401  # the API only
+    assert door.get("/door/auth?metrics", headers=agent).status_code == 204  # and the metrics
+
+
+def monitoring(door, method, uri, **headers):
+    """The proxy's forward_auth for a request to Prometheus or Alertmanager
+    (proxy/monitoring.caddy): its method and URI in Caddy's X-Forwarded headers."""
+    forwarded = {"X-Forwarded-Method": method, "X-Forwarded-Uri": uri}
+    return door.get("/door/auth?monitoring", headers={**headers, **forwarded})
+
+
+def test_a_silence_is_a_maintainers_on_record_and_no_one_posts_alerts(open_door, people):
+    door = open_door(login=True)
+    viewer, maintainer = login(people, "viewer"), login(people, "maintainer")
+    assert monitoring(door, "GET", "/alertmanager/api/v2/alerts", **viewer).status_code == 204
+    assert monitoring(door, "POST", "/prometheus/api/v1/query?x=1", **viewer).status_code == 204
+    assert people.recent() == []  # reads are not on record
+    refused = monitoring(door, "POST", "/alertmanager/api/v2/silences", **viewer)
+    assert refused.status_code == 403
+    assert refused.text == "403 door: a silence: maintainer or above, not viewer (role viewer, viewer1)"
+    assert monitoring(door, "POST", "/alertmanager/api/v2/silences", **maintainer).status_code == 204
+    forged = monitoring(door, "POST", "/alertmanager/api/v2/alerts", **maintainer)
+    assert forged.status_code == 403 and "no role may send it" in forged.text
+    agent = {"Authorization": f"Bearer {TOKEN}"}
+    assert monitoring(door, "GET", "/alertmanager/", **agent).status_code == 401
+    assert monitoring(door, "GET", "/alertmanager/").status_code == 401
+    assert [(e["caller"], e["field"], e["allowed"]) for e in people.recent()] == [
+        ("viewer1", "POST /alertmanager/api/v2/silences", False),
+        ("maintainer1", "POST /alertmanager/api/v2/silences", True),
+        ("maintainer1", "POST /alertmanager/api/v2/alerts", False),
+    ]
+
+
+def test_on_loopback_the_person_at_the_keyboard_silences_on_record(door, people):
+    assert monitoring(door, "DELETE", "/alertmanager/api/v2/silence/3f2a").status_code == 204
+    assert [(e["caller"], e["role"], e["field"], e["allowed"]) for e in people.recent()] == [
+        ("local", "admin", "DELETE /alertmanager/api/v2/silence/3f2a", True)
+    ]
 
 
 def test_the_agent_token_runs_the_runners_operations_and_starts_nothing(open_door, standin, people):

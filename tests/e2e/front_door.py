@@ -243,9 +243,12 @@ def team_access(stack: Stack) -> str:
         assert bad.returncode == 2 and len(said) == 1, bad.stderr
         assert said[0].startswith("door: NAME='Root' is not allowed: a lower-case letter"), bad.stderr
 
-        def ask(path, query=None, authorization=None, base=public, variables=None, **headers):
-            """Status and body of a GET (or a GraphQL POST of `query`) through the proxy."""
-            body = json.dumps({"query": query, "variables": variables or {}}).encode() if query else None
+        def ask(path, query=None, authorization=None, base=public, variables=None, body=None, **headers):
+            """Status and body of a GET (or a GraphQL POST of `query`, or a POST of a JSON
+            `body`) through the proxy."""
+            if query:
+                body = {"query": query, "variables": variables or {}}
+            body = json.dumps(body).encode() if body is not None else None
             request = urllib.request.Request(
                 base + path,
                 data=body,
@@ -334,7 +337,26 @@ def team_access(stack: Stack) -> str:
         assert run_id in agent_log and token not in agent_log
         stop_remote_agent(stack)
 
+        # Alertmanager: every person reads it; a silence is a maintainer's, on record.
+        silences, now = "/alertmanager/api/v2/silences", time.time()
+        silence = {
+            "matchers": [{"name": "alertname", "value": "E2eMaintenance", "isRegex": False}],
+            "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 600)),
+            "createdBy": "e2e",
+            "comment": "maintenance",
+        }
+        status, body = ask(silences, authorization=viewer, body=silence)
+        assert (
+            status == 403 and "a silence: maintainer or above, not viewer (role viewer, e2e-viewer)" in body
+        )
+        assert json.loads(ask(silences, authorization=viewer)[1]) == []
+        assert ask(silences, authorization=logins["maintainer"], body=silence)[0] == 200
+        assert len(json.loads(ask(silences, authorization=viewer)[1])) == 1
+
         audit = stack.make("audit").stdout
+        assert "e2e-viewer (viewer)  POST /alertmanager/api/v2/silences  REFUSED" in audit, audit
+        assert "e2e-maintainer (maintainer)  POST /alertmanager/api/v2/silences  allowed" in audit, audit
         assert re.search(r"e2e-operator \(operator\)  create_flow_run  allowed  .*\"n_users\": 6", audit), (
             audit
         )

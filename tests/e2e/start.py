@@ -21,6 +21,9 @@ LONG_RUNNING = (
     "proxy",
     "agent",
     "users-api",
+    "exporter",
+    "prometheus",
+    "alertmanager",
 )
 
 

@@ -48,6 +48,7 @@ from tests.e2e.front_door import (
     team_access,
 )
 from tests.e2e.load import LOAD_RUNS, dask_cluster, load
+from tests.e2e.monitoring import watched
 from tests.e2e.recovery import killed_container
 from tests.e2e.remote import code_change, registry, remote_agent
 from tests.e2e.runs import (
@@ -86,8 +87,8 @@ HOPS = [
     ("scheduled run of the schedule's 5 users", scheduled),
     ("prefect run --watch, in the agent's container", prefect_run_watch),
     ("n_users=0 fails clearly, writes nothing", zero_users),
-    ("NOTIFY_WEBHOOK_URL: a failed run posts one alert", alerts),
-    ("a flow container killed: retried in a new one, or Failed with an alert", killed_container),
+    ("NOTIFY_WEBHOOK_URL, NOTIFY_ON=all: a successful run posts one alert", alerts),
+    ("a flow container killed: retried in a new one, or Failed, named for RunFailed", killed_container),
     ("a flow of another image: refused by the agent, no container", foreign_image),
     (
         "runs whose run config sets binds or env: 403 at the door; past it Failed, no container",
@@ -98,6 +99,7 @@ HOPS = [
     ("a copy of the flow in another project, past the door: refused, no container; archived", copied_flow),
     ("a flow container reaches apollo, not hasura or postgres", database_out_of_reach),
     ("agent restarted, claims the next run", agent_restart),
+    ("watched from outside: Watchdog, RunFailed once, AgentsDown and FlowStale, resolved", watched),
     (f"{LOAD_RUNS} runs at once, all Success with exact reports", load),
     (f"{HOUSEKEEPING_WAVES} waves of runs, each then Server housekeeping: rows bounded", housekeeping),
     ("code change + make register: new version, new image, used by runs", code_change),

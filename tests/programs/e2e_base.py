@@ -159,25 +159,45 @@ def postgres_image(suite: str) -> str:
     return tag
 
 
+def bookworm_image(name: str, packages: str, *changes: str, links=()) -> str:
+    """A local image of Debian bookworm's `packages`, tagged by them; `links`: (path, target)
+    symlinks made in it, `changes`: its Dockerfile lines. Made when it is not there yet."""
+    tag = f"users-report-{name}:bookworm-{hashlib.sha256(packages.encode()).hexdigest()[:12]}"
+    if cached(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix=f"e2e-{name}-") as work:
+        rootfs = Path(work) / "rootfs"
+        debootstrap(rootfs, packages, suite="bookworm")
+        for path, target in links:
+            (rootfs / path).symlink_to(target)
+        import_image(rootfs, tag, *changes)
+    return tag
+
+
 def proxy_image() -> str:
     """A stand-in for the official caddy:2 image: Debian's caddy package (bookworm's, the
     first release with it), with the official image's data and config paths, and wget for
     the health probe as the official image's busybox has it."""
-    packages = "caddy,wget,ca-certificates"
-    tag = f"users-report-caddy:bookworm-{hashlib.sha256(packages.encode()).hexdigest()[:12]}"
-    if cached(tag):
-        return tag
-    with tempfile.TemporaryDirectory(prefix="e2e-caddy-") as work:
-        rootfs = Path(work) / "rootfs"
-        debootstrap(rootfs, packages, suite="bookworm")
-        import_image(
-            rootfs,
-            tag,
-            "ENV XDG_CONFIG_HOME=/config",
-            "ENV XDG_DATA_HOME=/data",
-            'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
-        )
-    return tag
+    return bookworm_image(
+        "caddy",
+        "caddy,wget,ca-certificates",
+        "ENV XDG_CONFIG_HOME=/config",
+        "ENV XDG_DATA_HOME=/data",
+        'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
+    )
+
+
+def monitoring_image() -> str:
+    """A stand-in for the official prom/prometheus and prom/alertmanager images, one for both:
+    Debian bookworm's packages (Prometheus 2.42, Alertmanager 0.25, the official images'
+    versions), their programs where the official images have them (/bin/prometheus,
+    /bin/alertmanager), and wget for the health probes as the official images' busybox."""
+    return bookworm_image(
+        "monitoring",
+        "prometheus,prometheus-alertmanager,wget",
+        'ENTRYPOINT ["/bin/prometheus"]',
+        links=[("usr/bin/alertmanager", "prometheus-alertmanager")],
+    )
 
 
 def upstream_images() -> list:
@@ -230,4 +250,6 @@ def stack_images() -> tuple:
         "E2E_POSTGRES_IMAGE": postgres_image("bookworm"),
         "E2E_POSTGRES_OLD_IMAGE": postgres_image("bullseye"),
         "PROXY_IMAGE": proxy_image(),
+        "PROMETHEUS_IMAGE": monitoring_image(),
+        "ALERTMANAGER_IMAGE": monitoring_image(),
     }

@@ -4,7 +4,7 @@ argument check's forbidden forms, and what no role may send."""
 import pytest
 
 from door.requests import Field
-from door.rules import AGENT, AGENT_MUTATIONS, MUTATIONS, ROLES, refusal
+from door.rules import AGENT, AGENT_MUTATIONS, MUTATIONS, ROLES, monitoring_refusal, refusal
 
 RUN_CONFIG = {"type": "DockerRun", "image": "users-report-flow:abc", "labels": ["users-report"]}
 SETTINGS = {
@@ -142,3 +142,48 @@ def test_reads_are_open_but_the_hooks_secret_is_admins():
         == "cloud_hook holds a secret: admin only, not maintainer"
     )
     assert refusal(Field("query", "cloud_hook"), "admin", SETTINGS) is None
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/prometheus/graph"),
+        ("GET", "/alertmanager/api/v2/alerts"),
+        ("HEAD", "/alertmanager/"),
+        ("POST", "/prometheus/api/v1/query"),  # its UI's and Grafana's queries
+        ("POST", "/prometheus/api/v1/query_range"),
+    ],
+)
+def test_every_person_reads_the_monitoring_pages_and_the_token_does_not(method, path):
+    for role in ROLES:
+        assert monitoring_refusal(method, path, role) is None, role
+    assert (
+        monitoring_refusal(method, path, AGENT) == "the monitoring pages: people only, not the agents' token"
+    )
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/alertmanager/api/v2/silences"), ("DELETE", "/alertmanager/api/v2/silence/3f2a"), ("POST", "/alertmanager/api/v1/silences")])  # fmt: skip
+def test_a_silence_is_a_maintainers_and_above(method, path):
+    assert monitoring_refusal(method, path, "maintainer") is None
+    assert monitoring_refusal(method, path, "admin") is None
+    assert monitoring_refusal(method, path, "operator") == "a silence: maintainer or above, not operator"
+    assert monitoring_refusal(method, path, "viewer") == "a silence: maintainer or above, not viewer"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("POST", "/alertmanager/api/v2/alerts"),  # a forged alert, or one resolved by hand
+        ("POST", "/alertmanager/api/v1/alerts"),
+        ("POST", "/prometheus/api/v1/admin/tsdb/delete_series"),
+        ("PUT", "/prometheus/api/v1/admin/tsdb/snapshot"),
+        ("POST", "/prometheus/-/quit"),
+        ("POST", "/alertmanager/-/reload"),
+        ("PUT", "/alertmanager/api/v2/silences"),
+        ("POST", "/alertmanager/api/v2/silences/extra"),
+    ],
+)
+def test_no_role_changes_anything_else_there(method, path):
+    assert (
+        monitoring_refusal(method, path, "admin") == f"{method} {path}: no role may send it through the door"
+    )

@@ -95,3 +95,33 @@ def test_as_root_make_up_repairs_instead_of_refusing(tmp_path, monkeypatch):
     reports.mkdir(mode=0o700)
     os.chown(reports, 0, -1)
     assert check.reports_problems({"HOST_REPORTS_DIR": str(reports), "APP_UID": "1000"}) == []
+
+
+@pytest.mark.parametrize(
+    "lines, problems",
+    [
+        ("ALERT_EMAIL_TO=ops@example.org, chief@example.org\nSMTP_SMARTHOST=mail.example.org:587\n", []),
+        (
+            "ALERT_EMAIL_TO=ops@example.org\n",
+            ["ALERT_EMAIL_TO='ops@example.org' is not allowed without SMTP_SMARTHOST (host:port)"],
+        ),
+        (
+            'ALERT_EMAIL_TO=ops@example.org"\nSMTP_SMARTHOST=mail.example.org\nSMTP_USER=a b\n',
+            [
+                "ALERT_EMAIL_TO='ops@example.org\"' is not allowed: use e-mail addresses separated by commas",
+                "SMTP_SMARTHOST='mail.example.org' is not allowed: use the mail server as host:port, say mail.example.org:587",
+                "SMTP_USER='a b' is not allowed: use a user name without blanks, quotes or backslashes",
+            ],
+        ),
+        ("SMTP_FROM=nobody\nSMTP_REQUIRE_TLS=maybe\n", [
+            "SMTP_FROM='nobody' is not allowed: use one e-mail address",
+            "SMTP_REQUIRE_TLS='maybe' is not allowed: use true or false",
+        ]),
+    ],
+)  # fmt: skip
+def test_the_mail_settings_cannot_break_alertmanagers_configuration(lines, problems, checkout, monkeypatch):
+    """monitoring/alertmanager.sh writes them into YAML as they are."""
+    for name in ("ALERT_EMAIL_TO", "SMTP_SMARTHOST", "SMTP_FROM", "SMTP_USER", "SMTP_REQUIRE_TLS"):
+        monkeypatch.delenv(name, raising=False)
+    (checkout / ".env").write_text(lines)
+    assert check.problems(checkout) == problems
