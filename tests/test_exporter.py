@@ -3,7 +3,6 @@ runs in every state, a real DockerAgent that asked for work, a PostgreSQL of thi
 and a reports folder: each metric says what the server holds."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import Sources, StackCollector
-from tests.support import ROOT, free_port
+from tests.support import copy_of_checkout, free_port
 from tests.support.agent_runs import agent_polls, register
 
 NOW = pendulum.now("UTC")
@@ -138,12 +137,7 @@ def test_a_part_that_cannot_be_read_is_counted_and_the_rest_still_served(server)
 
 
 def test_the_flows_with_alerts_off_are_read_from_their_packages(tmp_path):
-    checkout = tmp_path / "checkout"
-    shutil.copytree(
-        ROOT,
-        checkout,
-        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "reports", "backups", "tests"),
-    )
+    checkout = copy_of_checkout(tmp_path / "checkout")
     deployment = checkout / "flows" / "server_housekeeping" / "deployment.py"
     deployment.write_text(deployment.read_text() + "\nALERTS = False\n")
     read = subprocess.run(

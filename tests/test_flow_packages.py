@@ -2,13 +2,12 @@
 second, small flow ("Greeting": one secret, one run at once, its own memory limit),
 through register.py, the stand-in and the agent as agent/start.py builds it."""
 
-import shutil
 from pathlib import Path
 
 import prefect
 import pytest
 
-from tests.support import ROOT, users_report_entry
+from tests.support import copy_of_checkout, users_report_entry
 from tests.support import run_module as run_program
 from tests.support.agent_runs import agent_polls, client, run_container_here, run_module, states_of
 
@@ -41,12 +40,7 @@ SECRET = "s3cret-word"
 @pytest.fixture
 def checkout(tmp_path):
     """A copy of this checkout with flows/greeting/ added."""
-    copy = tmp_path / "checkout"
-    shutil.copytree(
-        ROOT,
-        copy,
-        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "reports", "backups"),
-    )
+    copy = copy_of_checkout(tmp_path / "checkout")
     (copy / "flows" / "greeting").mkdir()
     (copy / "flows" / "greeting" / "__init__.py").write_text("")
     (copy / "flows" / "greeting" / "flows.py").write_text(GREETING_FLOWS)

@@ -1,15 +1,12 @@
 """Helpers the hops of several topics share: a webhook receiver on the stack's network and the
-alert it got, the exporter's last failures, an agent on "another host" (`make agent`) and the address it reaches the stack at.
+alert it got, an agent on "another host" (`make agent`) and the address it reaches the stack at.
 """
 
 import ipaddress
 import json
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.programs.e2e_base import run
 from tests.programs.e2e_stack import Stack, output
@@ -64,19 +61,6 @@ def the_alert(receiver: str, run_id: str) -> str:
     ]
     (alert,) = [text for text in texts if f"/flow-run/{run_id}" in text]
     return alert
-
-
-def last_failure(stack: Stack) -> dict:
-    """Run id -> message of each flow's last failed run, as the exporter serves them at the
-    API's /metrics for Alertmanager's RunFailed."""
-    with urllib.request.urlopen(f"{stack.api}/metrics", timeout=10) as answer:
-        families = text_string_to_metric_families(answer.read().decode())
-    return {
-        sample.labels["run_id"]: sample.labels["message"]
-        for family in families
-        if family.name == "prefect_flow_last_failure_timestamp_seconds"
-        for sample in family.samples
-    }
 
 
 def docker_bridge() -> str:

@@ -82,8 +82,11 @@ def watched(stack: Stack) -> str:
             figures["RunFailed"] = wait_for(receiver, "[RunFailed]", 60)
             stack.compose("stop", "agent", capture_output=True)
             try:
-                figures["AgentsDown"] = wait_for(receiver, "[AgentsDown]", 120)
-                figures["FlowStale"] = wait_for(receiver, "[FlowStale]", 180)
+                # The rules' times on this clock: 15 s without an ask, then 4 s; 1.5 minutes
+                # without a Success (the schedule is every minute), then 4 s; each scraped,
+                # evaluated and sent within 2 s more. The bounds leave a slow machine room.
+                figures["AgentsDown"] = wait_for(receiver, "[AgentsDown]", 60)
+                figures["FlowStale"] = wait_for(receiver, "[FlowStale]", 150)
             finally:
                 stack.compose("start", "agent", capture_output=True)
             figures["AgentsDown resolved"] = wait_for(receiver, "[resolved: AgentsDown]", 120)

@@ -88,7 +88,7 @@ HOPS = [
     ("prefect run --watch, in the agent's container", prefect_run_watch),
     ("n_users=0 fails clearly, writes nothing", zero_users),
     ("NOTIFY_WEBHOOK_URL, NOTIFY_ON=all: a successful run posts one alert", alerts),
-    ("a flow container killed: retried in a new one, or Failed, named for RunFailed", killed_container),
+    ("a flow container killed: retried in a new one, or Failed saying why", killed_container),
     ("a flow of another image: refused by the agent, no container", foreign_image),
     (
         "runs whose run config sets binds or env: 403 at the door; past it Failed, no container",

@@ -1,9 +1,11 @@
 """What the tests and the programs behind `make smoke`, `make e2e` and `make bench` share."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,6 +16,34 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class ServedForAWhile:
+    """A socketserver served from a thread until `stop()`, or by itself after `lifetime` s."""
+
+    def serve(self, server, lifetime: float) -> None:
+        self._server = server
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._timer = threading.Timer(lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def copy_of_checkout(destination: Path) -> Path:
+    """This checkout's files at `destination`, without git's, the venv's or what runs leave."""
+    ignored = (".git", ".venv", "__pycache__", ".pytest_cache", "reports", "backups")
+    shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(*ignored))
+    return destination
 
 
 def run_module(args, env: dict, stdin=None, timeout=180) -> subprocess.CompletedProcess:

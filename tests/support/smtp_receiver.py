@@ -5,11 +5,12 @@ login), each message kept as (recipients, the message parsed). Stops by itself a
 import email
 import email.policy
 import socketserver
-import threading
 import time
 
+from tests.support import ServedForAWhile
 
-class SmtpReceiver:
+
+class SmtpReceiver(ServedForAWhile):
     def __init__(self, lifetime=120.0):
         self.messages = []
         receiver = self
@@ -41,24 +42,14 @@ class SmtpReceiver:
                     else:  # MAIL, RSET, NOOP
                         self.reply("250 OK")
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Session)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self._timer = threading.Timer(lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
+        self.serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Session), lifetime)
 
     @property
     def smarthost(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        return f"127.0.0.1:{self.port}"
 
     def wait(self, seconds=10.0) -> list:
         deadline = time.monotonic() + seconds
         while not self.messages and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.messages
-
-    def stop(self):
-        self._timer.cancel()
-        self._server.shutdown()
-        self._server.server_close()

@@ -8,12 +8,13 @@ stack's network, where it prints each body as a line of JSON:
 
 import argparse
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support import ServedForAWhile
 
-class WebhookReceiver:
+
+class WebhookReceiver(ServedForAWhile):
     def __init__(self, mode="ok", hang_seconds=5.0, lifetime=120.0, host="127.0.0.1", port=0, echo=False):
         self.mode, self.hang_seconds, self.bodies = mode, hang_seconds, []
         receiver = self
@@ -34,16 +35,11 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self._timer = threading.Timer(lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
+        self.serve(ThreadingHTTPServer((host, port), Handler), lifetime)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/T000/B000/secret"
+        return f"http://127.0.0.1:{self.port}/hooks/T000/B000/secret"
 
     def texts(self, seconds=5.0) -> list:
         """The alerts' lines of text, once one has arrived (or after `seconds`)."""
@@ -51,11 +47,6 @@ class WebhookReceiver:
         while not self.bodies and time.monotonic() < deadline:
             time.sleep(0.05)
         return [[block["text"]["text"] for block in body["blocks"]] for body in self.bodies]
-
-    def stop(self):
-        self._timer.cancel()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 if __name__ == "__main__":
