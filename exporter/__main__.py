@@ -1,4 +1,4 @@
-"""The exporter's HTTP side: /metrics for Prometheus, on EXPORTER_PORT.
+"""The exporter's HTTP side: /metrics for Prometheus, on port 9300 (PORT).
 
 python -m exporter
 """

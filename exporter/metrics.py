@@ -61,8 +61,9 @@ class StackCollector:
         return iter(families)
 
     def server(self):
-        flows, agents = readers.server_state(self.sources.api_url, self.clock())
-        now = self.clock().timestamp()
+        moment = self.clock()  # one time for the whole scrape: the query's windows and the ages
+        flows, agents = readers.server_state(self.sources.api_url, moment)
+        now = moment.timestamp()
         gauge = {
             name: GaugeMetricFamily(name, text, labels=labels)
             for name, text, labels in [
